@@ -1,0 +1,128 @@
+"""The FineFace cross-attention processor: text attention plus the AU (and identity) adapter branches.
+
+    Z = Attn(Q, K_text, V_text) + ip_scale * Attn(Q, K_id, V_id) + au_scale * Attn(Q, K_AU, V_AU)
+
+added before `to_out` (paper Eq. 2 and Eq. 5). Self-attention keeps diffusers' own SDPA processor.
+
+The AU branch attends over a single token, so its softmax is exactly 1 and Attn(Q, K_AU, V_AU) is
+au_to_v(e_AU) for every query: `au_to_k` cannot change the result. The term is therefore a per-layer
+constant, computed once per request in `begin_request` rather than at every step.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.attention_processor import Attention, AttnProcessor2_0
+from torch import nn
+
+
+class FineFaceAttnProcessor(nn.Module):
+    """Processor for one cross-attention layer (`attn2`); holds that layer's adapter weights."""
+
+    def __init__(self, hidden_size: int, token_dim: int, identity_dim: int | None = None) -> None:
+        super().__init__()
+        # au_to_k is loaded and checked like every released key, but the one-token AU branch never needs it.
+        self.au_to_k = nn.Linear(token_dim, hidden_size, bias=False)
+        self.au_to_v = nn.Linear(token_dim, hidden_size, bias=False)
+        if identity_dim is not None:
+            self.to_k_ip = nn.Linear(identity_dim, hidden_size, bias=False)
+            self.to_v_ip = nn.Linear(identity_dim, hidden_size, bias=False)
+        self.has_identity = identity_dim is not None
+        self._au_term: torch.Tensor | None = None
+        self._identity_kv: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @torch.no_grad()
+    def begin_request(
+        self,
+        au_tokens: torch.Tensor,
+        au_scale: float,
+        identity_tokens: torch.Tensor | None = None,
+        ip_scale: float = 1.0,
+    ) -> None:
+        """Precompute this layer's adapter terms for a batch, in the UNet's batch order (CFG included)."""
+        self._au_term = au_scale * self.au_to_v(au_tokens.to(self.au_to_v.weight.dtype))
+        self._identity_kv = None
+        if identity_tokens is not None:
+            if not self.has_identity:
+                raise ValueError("this pipeline has no identity adapter loaded")
+            identity_tokens = identity_tokens.to(self.to_k_ip.weight.dtype)
+            # ip_scale * softmax(QK^T)V == softmax(QK^T)(ip_scale * V): fold the scale into V once.
+            self._identity_kv = (self.to_k_ip(identity_tokens), ip_scale * self.to_v_ip(identity_tokens))
+
+    def end_request(self) -> None:
+        self._au_term = None
+        self._identity_kv = None
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if self._au_term is None:
+            raise RuntimeError("FineFace attention ran outside a request: call begin_request() first")
+        residual = hidden_states
+        if attn.spatial_norm is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
+        input_ndim = hidden_states.ndim
+        if input_ndim == 4:
+            batch_size, channel, height, width = hidden_states.shape
+            hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
+        batch_size = hidden_states.shape[0]
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+
+        if encoder_hidden_states is None:
+            encoder_hidden_states = hidden_states
+        elif attn.norm_cross:
+            encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
+        if attention_mask is not None:
+            attention_mask = attn.prepare_attention_mask(attention_mask, encoder_hidden_states.shape[1], batch_size)
+            attention_mask = attention_mask.view(batch_size, attn.heads, -1, attention_mask.shape[-1])
+
+        query = _split_heads(attn.to_q(hidden_states), attn.heads)
+        key = _split_heads(attn.to_k(encoder_hidden_states), attn.heads)
+        value = _split_heads(attn.to_v(encoder_hidden_states), attn.heads)
+        hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask)
+        if self._identity_kv is not None:
+            id_key, id_value = (_split_heads(t, attn.heads) for t in self._identity_kv)
+            hidden_states = hidden_states + F.scaled_dot_product_attention(query, id_key, id_value)
+        hidden_states = hidden_states.transpose(1, 2).reshape(batch_size, -1, query.shape[1] * query.shape[3])
+        hidden_states = hidden_states + self._au_term.to(hidden_states.dtype)
+
+        hidden_states = attn.to_out[0](hidden_states)
+        hidden_states = attn.to_out[1](hidden_states)
+        if input_ndim == 4:
+            hidden_states = hidden_states.transpose(-1, -2).reshape(batch_size, channel, height, width)
+        if attn.residual_connection:
+            hidden_states = hidden_states + residual
+        return hidden_states / attn.rescale_output_factor
+
+
+def _split_heads(tensor: torch.Tensor, heads: int) -> torch.Tensor:
+    batch_size, length, inner_dim = tensor.shape
+    return tensor.view(batch_size, length, heads, inner_dim // heads).transpose(1, 2)
+
+
+def install_processors(unet: nn.Module, token_dim: int, identity_dim: int | None = None) -> dict[str, FineFaceAttnProcessor]:
+    """Give every cross-attention layer a FineFace processor and self-attention diffusers' SDPA one.
+
+    Returns the new processors by their UNet-relative name ("...attn2.processor"), the prefix of
+    their keys in the released checkpoints.
+    """
+    processors: dict[str, object] = {}
+    adapters: dict[str, FineFaceAttnProcessor] = {}
+    attention_layers = {name: module for name, module in unet.named_modules() if isinstance(module, Attention)}
+    for name in unet.attn_processors:
+        layer = attention_layers[name.removesuffix(".processor")]
+        if layer.is_cross_attention:
+            hidden_size = layer.to_out[0].in_features
+            adapters[name] = FineFaceAttnProcessor(hidden_size, token_dim, identity_dim)
+            processors[name] = adapters[name]
+        else:
+            processors[name] = AttnProcessor2_0()
+    unet.set_attn_processor(processors)
+    return adapters

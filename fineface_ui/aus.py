@@ -1,0 +1,114 @@
+"""The twelve FACS Action Units FineFace was trained on, and turning user input into its AU vector."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence, Union
+
+from .errors import InvalidInputError
+
+
+@dataclass(frozen=True)
+class ActionUnit:
+    name: str  # "AU12"
+    facs_name: str  # "Lip Corner Puller"
+    region: str  # where on the face it acts, used to group the sliders
+    description: str  # what a viewer sees, in plain words
+
+
+# The order is the model's input order: index i of the AU vector is ACTION_UNITS[i].
+ACTION_UNITS: tuple[ActionUnit, ...] = (
+    ActionUnit("AU1", "Inner Brow Raiser", "brows", "raises the inner ends of the eyebrows"),
+    ActionUnit("AU2", "Outer Brow Raiser", "brows", "raises the outer ends of the eyebrows"),
+    ActionUnit("AU4", "Brow Lowerer", "brows", "pulls the brows down and together, a frown"),
+    ActionUnit("AU5", "Upper Lid Raiser", "eyes", "opens the eyes wide; negative closes them"),
+    ActionUnit("AU6", "Cheek Raiser", "eyes", "lifts the cheeks and narrows the eyes, as in a real smile"),
+    ActionUnit("AU9", "Nose Wrinkler", "nose", "wrinkles the nose, as in disgust"),
+    ActionUnit("AU12", "Lip Corner Puller", "mouth", "pulls the lip corners up, a smile; negative turns them down"),
+    ActionUnit("AU15", "Lip Corner Depressor", "mouth", "pulls the lip corners down"),
+    ActionUnit("AU17", "Chin Raiser", "chin", "pushes the chin and lower lip up"),
+    ActionUnit("AU20", "Lip Stretcher", "mouth", "stretches the lips sideways, as in fear"),
+    ActionUnit("AU25", "Lips Part", "mouth", "parts the lips"),
+    ActionUnit("AU26", "Jaw Drop", "jaw", "drops the jaw, opening the mouth"),
+)
+AU_NAMES: tuple[str, ...] = tuple(au.name for au in ACTION_UNITS)
+NUM_AUS = len(ACTION_UNITS)
+
+# FACS intensities: 0 = absent, 1..5 = A (trace) .. E (maximum). The model was trained on [0, 5].
+TRAINED_RANGE = (0.0, 5.0)
+# Values beyond the trained range still do something useful (above 5 exaggerates, below 0 performs
+# the opposite action), but far outside it the adapter only produces artefacts.
+ACCEPTED_RANGE = (-10.0, 15.0)
+
+AUValues = Union[Mapping[str, float], Sequence[float], str]
+
+
+def canonical_name(name: str) -> str:
+    """'au12', ' AU12 ' and '12' all name AU12; anything else is rejected with the valid names."""
+    key = name.strip().upper()
+    if not key.startswith("AU"):
+        key = "AU" + key
+    if key not in AU_NAMES:
+        raise InvalidInputError(f"Unknown Action Unit {name.strip()!r}. Valid AUs are: {', '.join(AU_NAMES)}.")
+    return key
+
+
+def check_intensity(name: str, value: object) -> float:
+    """One AU intensity as a float, or an InvalidInputError saying what is wrong with it."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"{name} must be a number, got {value!r}.") from None
+    if not math.isfinite(number):
+        raise InvalidInputError(f"{name} must be a finite number, got {value!r}.")
+    low, high = ACCEPTED_RANGE
+    if not low <= number <= high:
+        raise InvalidInputError(
+            f"{name} = {number:g} is outside the accepted range {low:g}..{high:g} "
+            f"(the model was trained on {TRAINED_RANGE[0]:g}..{TRAINED_RANGE[1]:g})."
+        )
+    return number
+
+
+def parse_au_string(text: str) -> dict[str, float]:
+    """Parse 'AU6=2.5, AU12=5' (also 'AU6:2.5 AU12:5') into a dict; '' or 'neutral' means no AU."""
+    values: dict[str, float] = {}
+    if text.strip().lower() == "neutral":
+        return values
+    for item in text.replace(",", " ").replace(";", " ").split():
+        name, sep, number = item.replace(":", "=").partition("=")
+        if not sep:
+            raise InvalidInputError(f"Cannot read {item!r}: write AUs as NAME=VALUE, e.g. 'AU6=2.5, AU12=5'.")
+        au = canonical_name(name)
+        values[au] = check_intensity(au, number)
+    return values
+
+
+def au_dict(values: AUValues | None) -> dict[str, float]:
+    """All twelve AUs by name, in model order, from a dict, a list of 12 numbers or an 'AU6=2.5' string.
+
+    AUs not mentioned are 0 (absent).
+    """
+    if values is None:
+        values = {}
+    if isinstance(values, str):
+        values = parse_au_string(values)
+    if isinstance(values, Mapping):
+        given = {canonical_name(str(name)): check_intensity(str(name), v) for name, v in values.items()}
+        return {name: given.get(name, 0.0) for name in AU_NAMES}
+    values = list(values)
+    if len(values) != NUM_AUS:
+        raise InvalidInputError(f"Expected {NUM_AUS} AU values in the order {', '.join(AU_NAMES)}; got {len(values)}.")
+    return {name: check_intensity(name, v) for name, v in zip(AU_NAMES, values)}
+
+
+def au_vector(values: AUValues | None) -> list[float]:
+    """The model's input: twelve intensities in ACTION_UNITS order."""
+    return list(au_dict(values).values())
+
+
+def format_aus(values: AUValues | None) -> str:
+    """The non-zero AUs as 'AU6=2.5, AU12=5' (the form parse_au_string reads); 'neutral' when none."""
+    active = [f"{name}={value:g}" for name, value in au_dict(values).items() if value != 0]
+    return ", ".join(active) if active else "neutral"

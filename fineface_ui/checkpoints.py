@@ -1,0 +1,76 @@
+"""Reading the released checkpoint files, with every key accounted for.
+
+A checkpoint that silently loads half its keys leaves layers random and produces plausible but
+wrong faces, the worst failure this app can have. So each loader states exactly which keys and
+shapes it expects, and any missing, extra or misshapen key is an error naming the file.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from .errors import CheckpointError
+
+Shapes = Mapping[str, tuple[int, ...]]
+
+
+def read_state_dict(path: Path) -> dict[str, object]:
+    """Load a .safetensors or a pickled .ckpt/.bin (tensors only: weights_only=True) onto the CPU."""
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            return dict(load_file(path, device="cpu"))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (SafetensorError, pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
+        raise CheckpointError(
+            f"Cannot read {path.name} ({path}): the file is corrupt or truncated ({_first_line(error)}). "
+            "Delete it and download it again with `python -m fineface_ui download`."
+        ) from error
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path.name} ({path}) holds a {type(state).__name__}, not a state dict.")
+    return state
+
+
+def check_keys(path: Path, state: Mapping[str, object], expected: Shapes) -> None:
+    """Raise unless `state` has exactly the expected keys, each a tensor of the expected shape."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = [
+        f"{key} is {_shape(state[key])}, expected {list(shape)}"
+        for key, shape in expected.items()
+        if key in state and _shape(state[key]) != list(shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing key(s), e.g. {', '.join(missing[:3])}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected key(s), e.g. {', '.join(unexpected[:3])}")
+    if wrong_shape:
+        problems.append(f"{len(wrong_shape)} wrong shape(s): {'; '.join(wrong_shape[:3])}")
+    if problems:
+        raise CheckpointError(
+            f"{Path(path).name} ({path}) does not match the model it is loaded into: {'; '.join(problems)}. "
+            "Is it the right file for this base model?"
+        )
+
+
+def _shape(value: object) -> list[int] | str:
+    return list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def load_checked(module: torch.nn.Module, path: Path, state: Mapping[str, torch.Tensor] | None = None) -> None:
+    """Load a file (or an already-read part of one) into a module whose keys must match it exactly."""
+    state = read_state_dict(path) if state is None else state
+    check_keys(path, state, {key: tuple(value.shape) for key, value in module.state_dict().items()})
+    module.load_state_dict(state, strict=True)

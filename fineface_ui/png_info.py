@@ -1,0 +1,67 @@
+"""Settings embedded in PNG files: our exact JSON, plus the A1111 'parameters' text other tools read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, PngImagePlugin
+
+from .aus import format_aus
+from .errors import InvalidInputError
+from .settings import SCHEDULERS
+
+JSON_KEY = "fineface"
+A1111_KEY = "parameters"
+SAMPLER_NAMES = {"dpm++": "DPM++ 2M", "paper": "PNDM"}
+
+
+def a1111_parameters(metadata: dict[str, Any]) -> str:
+    """prompt / 'Negative prompt: ...' / 'Steps: .., Sampler: .., CFG scale: .., Seed: .., Size: ..' plus AUs."""
+    fields = {
+        "Steps": metadata["num_inference_steps"],
+        "Sampler": SAMPLER_NAMES[metadata["scheduler"]],
+        "CFG scale": metadata["guidance_scale"],
+        "Seed": metadata["seed"],
+        "Size": f"{metadata['width']}x{metadata['height']}",
+        "Model": metadata.get("base_model", ""),
+        # Quoted, because A1111's reader splits unquoted values at commas.
+        "AUs": json.dumps(format_aus(metadata["aus"][0])),
+        "AU scale": metadata["au_scale"],
+        "LoRA scale": metadata["lora_scale"],
+    }
+    lines = [metadata["prompt"]]
+    if metadata.get("negative_prompt"):
+        lines.append(f"Negative prompt: {metadata['negative_prompt']}")
+    lines.append(", ".join(f"{key}: {value}" for key, value in fields.items()))
+    return "\n".join(lines)
+
+
+def save_png(image: Image.Image, path: str | Path, metadata: dict[str, Any]) -> Path:
+    """Write the image with the settings of exactly this image (one AU entry) embedded."""
+    if len(metadata["aus"]) != 1:
+        raise ValueError("PNG metadata describes one image: pass FineFaceOutput.metadata_for(i)")
+    info = PngImagePlugin.PngInfo()
+    info.add_text(A1111_KEY, a1111_parameters(metadata))
+    info.add_text(JSON_KEY, json.dumps(metadata))
+    image.save(path, format="PNG", pnginfo=info)
+    return Path(path)
+
+
+def read_settings(path: str | Path) -> dict[str, Any]:
+    """The FineFace settings stored in a PNG written by this app."""
+    try:
+        with Image.open(path) as image:
+            text = image.info.get(JSON_KEY)
+    except (OSError, SyntaxError) as error:
+        raise InvalidInputError(f"Cannot read {Path(path).name} as an image: {error}") from error
+    if text is None:
+        raise InvalidInputError(f"{Path(path).name} has no FineFace settings (was it saved by FineFace UI as PNG?).")
+    try:
+        metadata = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidInputError(f"The FineFace settings in {Path(path).name} are damaged: {error}") from error
+    if not isinstance(metadata, dict) or metadata.get("scheduler") not in SCHEDULERS:
+        raise InvalidInputError(f"The FineFace settings in {Path(path).name} are not in a format this version reads.")
+    return metadata

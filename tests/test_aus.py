@@ -1,0 +1,53 @@
+import math
+
+import pytest
+
+from fineface_ui.aus import AU_NAMES, au_dict, au_vector, format_aus, parse_au_string
+from fineface_ui.errors import InvalidInputError
+
+
+def test_the_twelve_aus_are_in_the_models_input_order():
+    assert AU_NAMES == ("AU1", "AU2", "AU4", "AU5", "AU6", "AU9", "AU12", "AU15", "AU17", "AU20", "AU25", "AU26")
+
+
+def test_dict_list_and_string_give_the_same_vector():
+    expected = [0, 0, 0, 0, 2.5, 0, 5, 0, 0, 0, 0, 0]
+    assert au_vector({"AU6": 2.5, "AU12": 5}) == expected
+    assert au_vector(expected) == expected
+    assert au_vector("AU6=2.5, AU12=5") == expected
+    assert au_vector("au6:2.5 12=5") == expected
+
+
+def test_absent_aus_are_zero_and_neutral_round_trips():
+    assert au_vector(None) == [0.0] * 12
+    assert parse_au_string(format_aus({})) == {}
+    assert parse_au_string(format_aus({"AU4": -2, "AU26": 7.5})) == {"AU4": -2, "AU26": 7.5}
+
+
+def test_unknown_au_is_rejected_with_the_valid_names():
+    with pytest.raises(InvalidInputError, match="AU3.*Valid AUs are: AU1, AU2, AU4"):
+        au_dict({"AU3": 1})
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, "abc", None])
+def test_non_finite_or_non_numeric_values_are_rejected(value):
+    with pytest.raises(InvalidInputError, match="AU12"):
+        au_dict({"AU12": value})
+
+
+def test_negative_and_exaggerated_values_are_accepted_but_nonsense_is_not():
+    assert au_dict({"AU12": -5, "AU5": 12})["AU12"] == -5
+    with pytest.raises(InvalidInputError, match="outside the accepted range"):
+        au_dict({"AU12": 1e9})
+    with pytest.raises(InvalidInputError, match="outside the accepted range"):
+        au_dict({"AU12": -11})
+
+
+def test_a_list_must_have_twelve_values():
+    with pytest.raises(InvalidInputError, match="Expected 12"):
+        au_vector([1.0] * 13)
+
+
+def test_malformed_string_says_how_to_write_it():
+    with pytest.raises(InvalidInputError, match="NAME=VALUE"):
+        parse_au_string("AU12 3")

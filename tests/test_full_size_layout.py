@@ -1,0 +1,62 @@
+"""The real SD 2.1-base / SD 1.5 layouts, built on the meta device, match what the loaders expect."""
+
+import pytest
+import torch
+
+from fineface_ui.attention import FineFaceAttnProcessor, install_processors
+from fineface_ui.layouts import SD15_UNET, SD21_BASE_UNET, meta_unet
+from fineface_ui.lora import expected_lora_shapes
+
+
+@pytest.fixture(scope="module")
+def sd21_unet():
+    return meta_unet(SD21_BASE_UNET)
+
+
+def adapter_shapes(unet, token_dim, identity_dim=None):
+    with torch.device("meta"):
+        adapters = install_processors(unet, token_dim, identity_dim)
+    return adapters, {f"{name}.{key}": tuple(value.shape)
+                      for name, proc in adapters.items() for key, value in proc.state_dict().items()}
+
+
+def test_sd21_base_has_exactly_32_au_keys_of_shape_hidden_by_1024(sd21_unet):
+    _, shapes = adapter_shapes(sd21_unet, 1024)
+    assert len(shapes) == 32
+    assert shapes["down_blocks.0.attentions.0.transformer_blocks.0.attn2.processor.au_to_k.weight"] == (320, 1024)
+    assert shapes["mid_block.attentions.0.transformer_blocks.0.attn2.processor.au_to_v.weight"] == (1280, 1024)
+    assert {shape[0] for shape in shapes.values()} == {320, 640, 1280}
+    assert all(shape[1] == 1024 for shape in shapes.values())
+
+
+def test_self_attention_keeps_diffusers_sdpa_processor(sd21_unet):
+    adapter_shapes(sd21_unet, 1024)
+    kinds = {name.split(".")[-2]: type(proc).__name__ for name, proc in sd21_unet.attn_processors.items()}
+    assert kinds == {"attn1": "AttnProcessor2_0", "attn2": "FineFaceAttnProcessor"}
+
+
+def test_sd21_base_lora_has_the_256_keys_peft_names(sd21_unet):
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    expected = expected_lora_shapes(sd21_unet, rank=32)
+    assert len(expected) == 256
+    # The names PEFT itself gives this adapter (what diffusers' save_lora_weights writes, with 'unet.').
+    unet = meta_unet(SD21_BASE_UNET)
+    unet.add_adapter(LoraConfig(r=32, target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    peft_keys = {f"unet.{key}" for key in get_peft_model_state_dict(unet)}
+    assert peft_keys == set(expected)
+    assert expected["unet.down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.lora_A.weight"] == (32, 1024)
+    assert expected["unet.up_blocks.3.attentions.2.transformer_blocks.0.attn1.to_out.0.lora_B.weight"] == (320, 32)
+
+
+def test_sd15_has_32_au_keys_and_ip_indices_1_to_31_are_the_cross_attention_layers():
+    unet = meta_unet(SD15_UNET)
+    names = list(unet.attn_processors)
+    adapters, shapes = adapter_shapes(unet, 768, identity_dim=768)
+    au_shapes = {k: v for k, v in shapes.items() if ".au_to_" in k}
+    assert len(au_shapes) == 32 and all(shape[1] == 768 for shape in au_shapes.values())
+    ip_indices = [index for index, name in enumerate(names) if name in adapters]
+    assert ip_indices == list(range(1, 32, 2))
+    assert all(names[index].endswith("attn2.processor") for index in ip_indices)
+    assert names[-1].startswith("mid_block")
+    assert all(isinstance(adapters[names[index]], FineFaceAttnProcessor) for index in ip_indices)
