@@ -95,6 +95,14 @@ class GenerationSettings:
                 checked[name] = value
         return cls(prompt=_text("prompt", prompt), aus=tuple(au_list), **checked)
 
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any], index: int = 0) -> "GenerationSettings":
+        """The settings of image `index` in a metadata dict written by this app (validated again)."""
+        options = {name: metadata[name] for name in cls.__dataclass_fields__ if name in metadata}
+        options.pop("prompt", None)
+        options.pop("aus", None)
+        return cls.create(metadata.get("prompt", ""), metadata.get("aus", [{}])[index], **options)
+
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""
         values = asdict(self)

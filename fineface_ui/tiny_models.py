@@ -55,14 +55,14 @@ def tiny_base_pipeline(token_dim: int, linear_projection: bool, seed: int = 0) -
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
         sample_size=32,
-        block_out_channels=(32, 64),
+        block_out_channels=(16, 32),
         layers_per_block=1,
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
         cross_attention_dim=token_dim,
         attention_head_dim=(2, 4) if linear_projection else 8,
         use_linear_projection=linear_projection,
-        norm_num_groups=16,
+        norm_num_groups=8,
     )
     vae = AutoencoderKL(
         block_out_channels=(8, 16, 16, 16),

@@ -1,0 +1,92 @@
+"""Studio: the one entry point the UI and the CLI use.
+
+Without a face it runs FineFacePipeline (SD 2.1-base); with face photos it embeds them and runs
+FineFaceIdentityPipeline (SD 1.5). Each model loads the first time it is needed and then stays.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .faces import FaceEmbedder, FaceEmbeddings
+from .identity_pipeline import FineFaceIdentityPipeline
+from .pipeline import FineFaceOutput, FineFacePipeline, StepCallback
+from .settings import GenerationSettings
+
+
+@dataclass
+class StudioResult:
+    output: FineFaceOutput
+    faces: FaceEmbeddings | None  # what was detected in the photos, when photos were given
+
+
+class Studio:
+    def __init__(
+        self,
+        load_text_pipeline: Callable[[], FineFacePipeline],
+        load_identity_pipeline: Callable[[], FineFaceIdentityPipeline],
+        load_face_embedder: Callable[[], FaceEmbedder],
+        random_weights: bool = False,
+    ) -> None:
+        self._loaders = {"text": load_text_pipeline, "identity": load_identity_pipeline, "faces": load_face_embedder}
+        self._loaded: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self.random_weights = random_weights
+
+    @classmethod
+    def from_pretrained(cls, device: str | None = None, **sources: Any) -> "Studio":
+        """Real models from the Hub, the cache or weights/; `sources` override repo ids (see weights.py)."""
+        text_sources = {k: sources[k] for k in ("base_model", "fineface_weights") if k in sources}
+        identity_sources = {k.removeprefix("sd15_"): v for k, v in sources.items() if k.startswith("sd15_")}
+        identity_sources.update({k: sources[k] for k in ("fineface_weights", "ip_adapter_weights") if k in sources})
+        return cls(
+            lambda: FineFacePipeline.from_pretrained(**text_sources, device=device),
+            lambda: FineFaceIdentityPipeline.from_pretrained(**identity_sources, device=device),
+            lambda: FaceEmbedder(root=sources.get("face_models")),
+        )
+
+    @classmethod
+    def with_random_weights(cls, folder: Path) -> "Studio":
+        """Tiny random models written to `folder`: the whole app works offline, the images are noise."""
+        from .tiny_face_models import write_model_pack
+        from .tiny_models import write_sd15_fineface, write_sd21_fineface
+
+        folder = Path(folder)
+        base, fineface = write_sd21_fineface(folder / "sd21")
+        sd15 = write_sd15_fineface(folder / "sd15")
+        face_root = folder / "insightface"
+        write_model_pack(face_root)
+        return cls(
+            lambda: FineFacePipeline.from_pretrained(base, fineface, device="cpu"),
+            lambda: FineFaceIdentityPipeline.from_pretrained(**sd15, device="cpu"),
+            lambda: FaceEmbedder(root=face_root),
+            random_weights=True,
+        )
+
+    def _get(self, name: str) -> Any:
+        with self._lock:
+            if name not in self._loaded:
+                self._loaded[name] = self._loaders[name]()
+            return self._loaded[name]
+
+    def text_pipeline(self) -> FineFacePipeline:
+        return self._get("text")
+
+    def identity_pipeline(self) -> FineFaceIdentityPipeline:
+        return self._get("identity")
+
+    def face_embedder(self) -> FaceEmbedder:
+        return self._get("faces")
+
+    def generate(
+        self, settings: GenerationSettings, photos: Sequence[Any] = (), on_step: StepCallback | None = None
+    ) -> StudioResult:
+        """Text + AUs, or text + AUs + identity when photos are given."""
+        if not photos:
+            return StudioResult(self.text_pipeline().generate(settings, on_step), None)
+        faces = self.face_embedder().embed(list(photos))
+        output = self.identity_pipeline().generate(settings, on_step, face_embeds=faces.embeddings)
+        return StudioResult(output, faces)

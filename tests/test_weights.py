@@ -1,0 +1,64 @@
+"""Finding weights: local folders, the Hub cache, and a fast, clear failure when offline."""
+
+import pytest
+
+from fineface_ui import FineFacePipeline, MissingWeightsError
+from fineface_ui import weights
+
+
+@pytest.fixture
+def no_download(monkeypatch):
+    """Any attempt to reach the Hub fails the test."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("tried to download")
+    monkeypatch.setattr(weights, "download", refuse)
+
+
+def test_offline_without_weights_names_every_missing_file_and_the_fix(tmp_path, monkeypatch, no_download):
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path / "weights")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(MissingWeightsError) as error:
+        FineFacePipeline.from_pretrained("stabilityai/stable-diffusion-2-1-base", "Tvaranka/fineface")
+    message = str(error.value)
+    for name in ("stable-diffusion-2-1-base", "au_encoder.ckpt", "attn_processors.ckpt",
+                 "pytorch_lora_weights.safetensors"):
+        assert name in message
+    assert str(tmp_path / "weights" / "Tvaranka" / "fineface") in message
+    assert "python -m fineface_ui download" in message
+    assert "could not be reached" in message
+
+
+def test_unreachable_endpoint_is_detected_without_retrying(monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # discard port: nothing listens
+    assert weights.hub_reachable(timeout=1) is False
+
+
+def test_a_local_folder_missing_one_file_is_reported_without_asking_the_hub(sd21_files, tmp_path, no_download):
+    import shutil
+
+    folder = tmp_path / "fineface"
+    shutil.copytree(sd21_files["fineface_weights"], folder)
+    (folder / "au_encoder.ckpt").unlink()
+    with pytest.raises(MissingWeightsError, match=r"au_encoder.ckpt from .*fineface") as error:
+        FineFacePipeline.from_pretrained(sd21_files["base_model"], folder)
+    assert "attn_processors" not in str(error.value)
+
+
+def test_repo_ids_come_from_argument_then_environment_then_default(monkeypatch):
+    monkeypatch.delenv("FINEFACE_WEIGHTS", raising=False)
+    assert weights.source("FINEFACE_WEIGHTS") == "Tvaranka/fineface"
+    monkeypatch.setenv("FINEFACE_WEIGHTS", "mirror/fineface")
+    assert weights.source("FINEFACE_WEIGHTS") == "mirror/fineface"
+    assert weights.source("FINEFACE_WEIGHTS", "other/fork") == "other/fork"
+
+
+def test_files_in_the_local_weights_folder_are_found_by_repo_id(sd21_files, tmp_path, monkeypatch, no_download):
+    import shutil
+
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path)
+    shutil.copytree(sd21_files["fineface_weights"], tmp_path / "Tvaranka" / "fineface")
+    found = weights.resolve([weights.Weight("Tvaranka/fineface", "au_encoder.ckpt")])
+    assert found[weights.Weight("Tvaranka/fineface", "au_encoder.ckpt")] == tmp_path / "Tvaranka/fineface/au_encoder.ckpt"
