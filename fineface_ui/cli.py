@@ -1,0 +1,91 @@
+"""Command line: `python -m fineface_ui generate|download|doctor`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .errors import FineFaceError
+
+
+def _generate_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("generate", help="render one image and write it as PNG with its settings")
+    parser.add_argument("--prompt")
+    parser.add_argument("--au", action="append", default=None, metavar="AU=VALUE",
+                        help="an AU intensity, e.g. --au AU12=3 --au AU6=2 (repeatable)")
+    parser.add_argument("--from", dest="from_png", type=Path, help="start from the settings stored in a PNG")
+    parser.add_argument("--face", action="append", type=Path, default=[], help="a photo of the person (repeatable)")
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--steps", dest="num_inference_steps", type=int)
+    parser.add_argument("--guidance", dest="guidance_scale", type=float)
+    parser.add_argument("--au-scale", type=float)
+    parser.add_argument("--ip-scale", type=float)
+    parser.add_argument("--lora-scale", type=float)
+    parser.add_argument("--negative-prompt")
+    parser.add_argument("--height", type=int)
+    parser.add_argument("--width", type=int)
+    parser.add_argument("--scheduler", choices=["dpm++", "paper"])
+    parser.add_argument("--out", type=Path, default=Path("fineface.png"))
+    parser.add_argument("--device", help="cuda, cpu, ... (default: cuda when available)")
+    parser.add_argument("--base-model", help="SD 2.1 base: Hub repo id or local diffusers folder")
+    parser.add_argument("--fineface-weights", help="Hub repo id or folder with the FineFace files")
+    parser.add_argument("--random-weights", action="store_true", help="tiny random models (offline smoke test)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fineface_ui", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    _generate_parser(commands)
+    commands.add_parser("download", help="fetch every model file into the Hugging Face cache ahead of time")
+    commands.add_parser("doctor", help="print torch/CUDA, ONNX Runtime providers and where each weight file is")
+    return parser
+
+
+def generate(args: argparse.Namespace) -> Path:
+    from .aus import parse_au_string
+    from .png_info import read_settings, save_png
+    from .settings import GenerationSettings
+    from .studio import Studio
+
+    stored = read_settings(args.from_png) if args.from_png else {}
+    options = {name: stored[name] for name in GenerationSettings.__dataclass_fields__ if name in stored}
+    options.update({name: getattr(args, name) for name in (
+        "seed", "num_inference_steps", "guidance_scale", "au_scale", "ip_scale", "lora_scale",
+        "negative_prompt", "height", "width", "scheduler") if getattr(args, name) is not None})
+    prompt = args.prompt if args.prompt is not None else options.pop("prompt", "")
+    options.pop("prompt", None)
+    aus = options.pop("aus", [{}])[0]
+    if args.au is not None:
+        aus = parse_au_string(",".join(args.au))
+    settings = GenerationSettings.create(prompt, aus, **options)
+
+    if args.random_weights:
+        import tempfile
+
+        studio = Studio.with_random_weights(Path(tempfile.mkdtemp(prefix="fineface-random-")))
+    else:
+        sources = {k: v for k, v in (("base_model", args.base_model), ("fineface_weights", args.fineface_weights)) if v}
+        studio = Studio.from_pretrained(device=args.device, **sources)
+    result = studio.generate(settings, photos=args.face)
+    return save_png(result.output.images[0], args.out, result.output.metadata_for(0))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "generate":
+            print(f"wrote {generate(args)}")
+        elif args.command == "download":
+            from .doctor import download_all
+
+            download_all()
+        else:
+            from .doctor import report
+
+            print(report())
+    except FineFaceError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

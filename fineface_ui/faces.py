@@ -1,0 +1,332 @@
+"""Identity embeddings from user photos with InsightFace's buffalo_l pack (SCRFD + ArcFace)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime
+import torch
+from PIL import Image, ImageDraw, ImageOps
+
+from .errors import CheckpointError, InvalidInputError, MissingWeightsError, NoFaceError
+
+Photo = Image.Image | np.ndarray | str | os.PathLike
+
+PACK_NAME = "buffalo_l"
+DETECTOR_FILE = "det_10g.onnx"
+RECOGNIZER_FILE = "w600k_r50.onnx"
+PROJECT_INSIGHTFACE_ROOT = Path(__file__).resolve().parent.parent / "weights" / "insightface"
+PACK_URL = "https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip"
+
+# Beyond this the detector (which works at det_size anyway) gains nothing, while
+# hashing, resizing and alignment of a 50 MP photo would cost memory and time.
+MAX_SIDE = 2048
+# A face that fills the whole frame has no visible outline; a dark border
+# around the photo gives the detector one. Used only when the first try fails.
+PAD_FRACTION = 0.25
+CACHE_SIZE = 64
+
+
+def default_roots() -> list[Path]:
+    """Folders searched for `models/buffalo_l` when no root is given: the project's, then InsightFace's home."""
+    # insightface 2.1 hard-codes "~/.insightface" and reads no INSIGHTFACE_HOME variable.
+    return [PROJECT_INSIGHTFACE_ROOT, Path("~/.insightface").expanduser()]
+
+
+def find_model_pack(root: str | Path | None = None) -> Path:
+    """Return the buffalo_l folder holding the detector and recognizer, or raise MissingWeightsError."""
+    roots = [Path(root).expanduser()] if root is not None else default_roots()
+    looked_in = []
+    for candidate in roots:
+        pack = candidate / "models" / PACK_NAME
+        missing = [name for name in (DETECTOR_FILE, RECOGNIZER_FILE) if not (pack / name).is_file()]
+        if not missing:
+            return pack.resolve()
+        reason = f"missing {', '.join(missing)}" if pack.is_dir() else "no such folder"
+        looked_in.append(f"  - {pack} ({reason})")
+    raise MissingWeightsError(
+        f"The face model pack '{PACK_NAME}' (InsightFace: {DETECTOR_FILE} and {RECOGNIZER_FILE}) "
+        "was not found. Looked in:\n" + "\n".join(looked_in) + "\n"
+        "To get it, run `python -m fineface_ui download`, or download buffalo_l.zip from the "
+        f"InsightFace v0.7 release ({PACK_URL}) and unzip its files into "
+        f"weights/insightface/models/{PACK_NAME}/."
+    )
+
+
+def default_providers() -> list[str]:
+    """CUDA first when onnxruntime offers it, CPU always as the fallback."""
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+@dataclass(frozen=True)
+class DetectedFace:
+    """The face used from one photo; `box` is (x0, y0, x1, y1) in the upright photo's pixels, x1/y1 exclusive."""
+
+    index: int
+    label: str
+    face_count: int
+    box: tuple[int, int, int, int]
+    score: float
+
+
+@dataclass(frozen=True)
+class FaceEmbeddings:
+    """Unit-norm ArcFace embeddings, one row per photo, and the face chosen in each."""
+
+    embeddings: torch.Tensor
+    faces: list[DetectedFace]
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """Counters of the embedding cache."""
+
+    hits: int
+    misses: int
+    size: int
+    maxsize: int
+
+
+@dataclass(frozen=True)
+class _PhotoResult:
+    embedding: np.ndarray
+    face_count: int
+    box: tuple[int, int, int, int]
+    score: float
+
+
+class FaceEmbedder:
+    """Largest-face ArcFace embeddings for user photos; models load on the first embed."""
+
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        providers: list[str] | None = None,
+        det_size: tuple[int, int] = (640, 640),
+    ) -> None:
+        if len(det_size) != 2 or any(int(side) <= 0 or int(side) % 32 for side in det_size):
+            # SCRFD's feature pyramid only lines up for multiples of its largest stride.
+            raise ValueError(f"det_size must be two positive multiples of 32, got {det_size!r}")
+        self.model_dir = find_model_pack(root)
+        self.providers = list(providers) if providers is not None else default_providers()
+        self.det_size = (int(det_size[0]), int(det_size[1]))
+        self._app = None
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[bytes, _PhotoResult | None] = OrderedDict()
+        self._hits = 0
+        self._misses = 0
+        self._detector_runs = 0
+
+    @property
+    def detector_runs(self) -> int:
+        """How many times the face detector has run (a cache hit runs it zero times)."""
+        return self._detector_runs
+
+    def cache_info(self) -> CacheInfo:
+        """Hits, misses and size of the per-photo embedding cache."""
+        with self._lock:
+            return CacheInfo(self._hits, self._misses, len(self._cache), CACHE_SIZE)
+
+    def embed(self, photos: Photo | Sequence[Photo]) -> FaceEmbeddings:
+        """Embed the largest face of each photo; raises NoFaceError naming a photo without one."""
+        items = list(photos) if isinstance(photos, (list, tuple)) else [photos]
+        if not items:
+            raise InvalidInputError("No photo was given. Add at least one photo of the face.")
+        vectors, faces = [], []
+        for index, photo in enumerate(items):
+            label = photo_label(photo, index)
+            result = self._embed_rgb(load_rgb(photo, label))
+            if result is None:
+                raise NoFaceError(
+                    f"No face was found in {label}. Use a photo where the face is clearly "
+                    "visible, facing the camera and not too small."
+                )
+            vectors.append(result.embedding)
+            faces.append(DetectedFace(index, label, result.face_count, result.box, result.score))
+        return FaceEmbeddings(torch.from_numpy(np.stack(vectors)), faces)
+
+    def _embed_rgb(self, rgb: np.ndarray) -> _PhotoResult | None:
+        digest = hashlib.blake2b(f"{rgb.shape}".encode(), digest_size=20)
+        digest.update(np.ascontiguousarray(rgb).data)
+        key = digest.digest()
+        with self._lock:
+            if key in self._cache:
+                self._hits += 1
+                self._cache.move_to_end(key)
+                return self._cache[key]
+            self._misses += 1
+        # Photos without a face are cached too: asking again will not find one either.
+        result = self._analyse(rgb)
+        with self._lock:
+            self._cache[key] = result
+            self._cache.move_to_end(key)
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return result
+
+    def _analyse(self, rgb: np.ndarray) -> _PhotoResult | None:
+        # insightface takes about a second to import; only embedding pays for it.
+        from insightface.app.common import Face
+
+        app = self._load()
+        height, width = rgb.shape[:2]
+        scale = min(1.0, MAX_SIDE / max(height, width))
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+        # No explicit upscaling: SCRFD resizes every photo to det_size itself.
+        for pad in (0, round(PAD_FRACTION * max(bgr.shape[:2]))):
+            image = cv2.copyMakeBorder(bgr, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0) if pad else bgr
+            boxes, keypoints = app.det_model.detect(image, max_num=0)
+            with self._lock:
+                self._detector_runs += 1
+            if len(boxes):
+                break
+        else:
+            return None
+        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        best = int(np.argmax(areas))
+        face = Face(bbox=boxes[best, :4], kps=keypoints[best], det_score=float(boxes[best, 4]))
+        # Only the chosen face is embedded; FaceAnalysis.get would embed every face in a group photo.
+        app.models["recognition"].get(image, face)
+        x0, y0, x1, y1 = ((boxes[best, :4] - pad) / scale).tolist()
+        box = (
+            int(np.clip(round(x0), 0, width)),
+            int(np.clip(round(y0), 0, height)),
+            int(np.clip(round(x1), 0, width)),
+            int(np.clip(round(y1), 0, height)),
+        )
+        embedding = np.asarray(face.normed_embedding, dtype=np.float32)
+        return _PhotoResult(embedding, len(boxes), box, float(face.det_score))
+
+    def _load(self):
+        with self._lock:
+            if self._app is None:
+                from insightface.app import FaceAnalysis
+
+                try:
+                    # The folder itself (not name="buffalo_l" plus a root) keeps FaceAnalysis
+                    # away from its GitHub download and from a stray ./buffalo_l in the cwd.
+                    app = FaceAnalysis(
+                        name=str(self.model_dir),
+                        allowed_modules=["detection", "recognition"],
+                        providers=self.providers,
+                    )
+                    app.prepare(ctx_id=0, det_size=self.det_size)
+                except Exception as exc:  # onnxruntime and insightface fail with many types (even assert) on bad files
+                    raise CheckpointError(
+                        f"The face models in {self.model_dir} could not be loaded ({exc}). "
+                        "Delete the folder and download buffalo_l again."
+                    ) from exc
+                if "recognition" not in app.models:
+                    raise CheckpointError(
+                        f"{self.model_dir} has no face recognition model InsightFace can use. "
+                        "Delete the folder and download buffalo_l again."
+                    )
+                self._app = app
+            return self._app
+
+
+def photo_label(photo: Photo, index: int) -> str:
+    """How messages name a photo: 'photo 2 (beach.jpg)', or 'photo 2' when it has no file name."""
+    name = photo if isinstance(photo, (str, os.PathLike)) else getattr(photo, "filename", "")
+    return f"photo {index + 1} ({Path(name).name})" if name else f"photo {index + 1}"
+
+
+def load_rgb(photo: Photo, label: str = "the photo") -> np.ndarray:
+    """Decode a path, PIL image or array to an upright HxWx3 uint8 RGB array (transparency over white)."""
+    if isinstance(photo, np.ndarray):
+        return _array_to_rgb(photo, label)
+    if isinstance(photo, (str, os.PathLike)):
+        path = Path(photo)
+        if not path.is_file():
+            raise InvalidInputError(f"{label} could not be opened: there is no file at {path}.")
+        try:
+            with Image.open(path) as image:
+                image.load()
+                return _pil_to_rgb(image, label)
+        except InvalidInputError:
+            raise
+        except Exception as exc:  # Pillow reports corrupt files as OSError, SyntaxError, struct.error, ...
+            raise InvalidInputError(
+                f"{label} could not be read as an image; the file may be damaged or not a photo "
+                f"(use JPEG, PNG or WebP). Details: {exc}"
+            ) from exc
+    if isinstance(photo, Image.Image):
+        try:
+            return _pil_to_rgb(photo, label)
+        except InvalidInputError:
+            raise
+        except Exception as exc:  # a lazily-loaded PIL image can still hit a corrupt file here
+            raise InvalidInputError(f"{label} could not be decoded as an image. Details: {exc}") from exc
+    raise InvalidInputError(
+        f"{label} is a {type(photo).__name__}; expected an image file path, a PIL image or a numpy array."
+    )
+
+
+def _pil_to_rgb(image: Image.Image, label: str) -> np.ndarray:
+    image = ImageOps.exif_transpose(image)
+    if image.mode.startswith("I") or image.mode == "F":
+        # Pillow's convert("RGB") clips 16-bit values at 255 instead of scaling them.
+        return _array_to_rgb(np.asarray(image), label, sixteen_bit=image.mode.startswith("I;16"))
+    bands = image.getbands()
+    if "A" in bands or "a" in bands or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+    return np.asarray(image.convert("RGB"))
+
+
+def _array_to_rgb(array: np.ndarray, label: str, sixteen_bit: bool = False) -> np.ndarray:
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4) or array.size == 0:
+        raise InvalidInputError(
+            f"{label} is an array of shape {tuple(array.shape)}; expected HxW, HxWx3 or HxWx4 pixels."
+        )
+    if array.dtype == np.uint8 and array.shape[2] in (1, 3):
+        return np.ascontiguousarray(np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array)
+    pixels = _to_unit_range(array, label, sixteen_bit)
+    if pixels.shape[2] in (2, 4):
+        alpha = pixels[:, :, -1:]
+        pixels = pixels[:, :, :-1] * alpha + (1.0 - alpha)
+    if pixels.shape[2] == 1:
+        pixels = np.repeat(pixels, 3, axis=2)
+    return np.ascontiguousarray(np.rint(pixels * 255.0).astype(np.uint8))
+
+
+def _to_unit_range(array: np.ndarray, label: str, sixteen_bit: bool) -> np.ndarray:
+    if array.dtype == np.bool_:
+        return array.astype(np.float32)
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if np.issubdtype(array.dtype, np.integer):
+        # Pillow's 32-bit "I" mode carries 16-bit PNGs; only the values can tell 8 from 16 bits there.
+        full_scale = 65535.0 if sixteen_bit or array.dtype == np.uint16 or array.max() > 255 else 255.0
+        return np.clip(array.astype(np.float32) / full_scale, 0.0, 1.0)
+    if np.issubdtype(array.dtype, np.floating):
+        values = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        # Float images are 0-1 by convention (torchvision, skimage); larger values mean 0-255.
+        full_scale = 1.0 if values.max() <= 1.0 else 255.0
+        return np.clip(values / full_scale, 0.0, 1.0)
+    raise InvalidInputError(f"{label} has pixel type {array.dtype}, which is not an image format.")
+
+
+def draw_face_box(photo: Photo, face: DetectedFace, color: tuple[int, int, int] = (255, 60, 60)) -> Image.Image:
+    """A copy of the upright photo with the used face outlined, to show the user which face counted."""
+    image = Image.fromarray(load_rgb(photo, face.label))
+    x0, y0, x1, y1 = face.box
+    line = max(2, round(max(image.size) / 250))
+    ImageDraw.Draw(image).rectangle((x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)), outline=color, width=line)
+    return image
