@@ -26,9 +26,14 @@ DEFAULT_SOURCES = {
     "FINEFACE_IP_ADAPTER": "h94/IP-Adapter-FaceID",
 }
 
-# Only the parts of a diffusers repo that a text-to-image pipeline loads (no duplicate .bin/.ckpt).
-DIFFUSERS_PATTERNS = ["*.json", "*.txt", "*/diffusion_pytorch_model.safetensors", "*/model.safetensors",
-                      "diffusion_pytorch_model.safetensors"]
+# Only what FineFace loads from a diffusers repo: no safety checker, no fp16/.bin/.ckpt duplicates.
+# The root-level pair is for VAE-only repos such as sd-vae-ft-mse.
+DIFFUSERS_PATTERNS = [
+    "model_index.json", "config.json", "diffusion_pytorch_model.safetensors", "scheduler/*", "tokenizer/*",
+    "text_encoder/config.json", "text_encoder/model.safetensors",
+    "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
+    "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
+]
 
 
 def source(env_var: str, override: str | os.PathLike | None = None) -> str:
