@@ -172,13 +172,13 @@ class FineFacePipeline:
         prompt: str,
         aus: AUValues | Sequence[AUValues] | None = None,
         *,
-        face_embeds: torch.Tensor | None = None,
+        face_embeds: Any = None,
         on_step: StepCallback | None = None,
         **options: Any,
     ) -> FineFaceOutput:
         """One image per AU setting (a dict, list of 12, 'AU12=3' string, or a list of these).
 
-        `face_embeds` (n_faces, 512) from FaceEmbedder needs FineFaceIdentityPipeline.
+        `face_embeds` (FaceEmbedder.embed()'s result) needs FineFaceIdentityPipeline.
         """
         options.setdefault("lora_scale", self.lora_scale if self.lora_scale is not None else TRAINED_LORA_SCALE)
         return self.generate(GenerationSettings.create(prompt, aus, **options), on_step, face_embeds)
@@ -188,9 +188,13 @@ class FineFacePipeline:
         self,
         settings: GenerationSettings,
         on_step: StepCallback | None = None,
-        face_embeds: torch.Tensor | None = None,
+        face_embeds: Any = None,
     ) -> FineFaceOutput:
-        """Run validated settings; every image shares the seed, so only the expression differs."""
+        """Run validated settings; every image shares the seed, so only the expression differs.
+
+        `face_embeds` is FaceEmbedder.embed()'s result or its (n_faces, 512) tensor.
+        """
+        face_embeds = getattr(face_embeds, "embeddings", face_embeds)
         with self._lock:
             self._apply_lora_scale(settings.lora_scale)
             count = len(settings.aus)

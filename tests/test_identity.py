@@ -104,6 +104,9 @@ def test_studio_uses_sd15_with_a_face_and_sd21_without(studio):
     assert first.output.metadata["pipeline"] == "sd15-identity"
     assert np.array_equal(pixels(first.output.images[0]), pixels(second.output.images[0]))
     assert first.faces.faces[0].face_count == 1
+    # The public API takes FaceEmbedder.embed()'s result as it is.
+    direct = studio.identity_pipeline().generate(settings, face_embeds=first.faces)
+    assert np.array_equal(pixels(direct.images[0]), pixels(first.output.images[0]))
     assert studio.face_embedder().cache_info().hits >= 1
 
 
