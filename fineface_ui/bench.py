@@ -89,7 +89,10 @@ def full_size_pipeline(device: str, dtype: torch.dtype):
     with tempfile.TemporaryDirectory() as folder:
         unet, adapters = full_size_unet_with_adapter("cpu", torch.float32, Path(folder))
         tokenizer = _tokenizer(Path(folder) / "tokenizer")
-    text_encoder = CLIPTextModel(CLIPTextConfig(**{**SD21_BASE_TEXT_ENCODER, "vocab_size": len(tokenizer)}))
+    text_encoder = CLIPTextModel(CLIPTextConfig(**{
+        **SD21_BASE_TEXT_ENCODER, "vocab_size": len(tokenizer), "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id,
+    }))
     sd = StableDiffusionPipeline(
         vae=AutoencoderKL(**SD21_BASE_VAE), text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
         scheduler=PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
