@@ -21,8 +21,9 @@ import torch
 from .attention import install_processors
 from .au_encoder import AUEncoder
 from .layouts import SD21_BASE_TEXT_ENCODER, SD21_BASE_UNET, SD21_BASE_VAE
-from .lora import load_lora
+from .lora import FILE_PREFIX, FusedLora
 from .reference import install_reference
+from .checkpoints import read_state_dict
 from .tiny_models import write_lora_file
 
 
@@ -46,14 +47,14 @@ def full_size_unet_with_adapter(device: str, dtype: torch.dtype, lora_dir: Path)
     unet = UNet2DConditionModel(**SD21_BASE_UNET)
     adapters = install_processors(unet, token_dim=1024)
     write_lora_file(unet, lora_dir / "lora.safetensors")
-    load_lora(unet, lora_dir / "lora.safetensors", 0.25)
-    return unet.to(device, dtype), adapters
+    lora = FusedLora(unet, lora_dir / "lora.safetensors", 0.25)
+    return unet.to(device, dtype), adapters, lora, read_state_dict(lora_dir / "lora.safetensors")
 
 
 def compare_processors(device: str, dtype: torch.dtype, latent: int, repeats: int) -> list[tuple[str, float]]:
     """Per-step UNet time (CFG batch of 2) of our processors and of the literal reference."""
     with tempfile.TemporaryDirectory() as folder:
-        unet, adapters = full_size_unet_with_adapter(device, dtype, Path(folder))
+        unet, adapters, lora, lora_state = full_size_unet_with_adapter(device, dtype, Path(folder))
     encoder = AUEncoder(64, 1024).to(device, dtype)
     latents = torch.randn(2, 4, latent, latent, device=device, dtype=dtype)
     text = torch.randn(2, 77, 1024, device=device, dtype=dtype)
@@ -70,9 +71,13 @@ def compare_processors(device: str, dtype: torch.dtype, latent: int, repeats: in
     ours = step(adapters)
     originals = dict(unet.attn_processors)
     references = install_reference(unet, adapters)
-    unet.unfuse_lora()
+    # The reference applies the LoRA unfused, through PEFT, at every call.
+    lora.set_scale(0.0)
+    unet.load_lora_adapter(lora_state, prefix=FILE_PREFIX, adapter_name="reference")
+    unet.set_adapters(["reference"], weights=[0.25])
     reference = step(references)
-    unet.fuse_lora()
+    unet.delete_adapters("reference")
+    lora.set_scale(0.25)
     unet.set_attn_processor(originals)
     return [("FineFace processors, SDPA, AU term once, LoRA fused", ours),
             ("paper Eq. 2 literal: bmm, AU attention every step, LoRA unfused", reference)]
@@ -84,11 +89,11 @@ def full_size_pipeline(device: str, dtype: torch.dtype):
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from .pipeline import FineFacePipeline
-    from .tiny_models import _tokenizer
+    from .tiny_models import tokenizer_from_vocab
 
     with tempfile.TemporaryDirectory() as folder:
-        unet, adapters = full_size_unet_with_adapter("cpu", torch.float32, Path(folder))
-        tokenizer = _tokenizer(Path(folder) / "tokenizer")
+        unet, adapters, lora, _ = full_size_unet_with_adapter("cpu", torch.float32, Path(folder))
+        tokenizer = tokenizer_from_vocab(Path(folder) / "tokenizer")
     text_encoder = CLIPTextModel(CLIPTextConfig(**{
         **SD21_BASE_TEXT_ENCODER, "vocab_size": len(tokenizer), "bos_token_id": tokenizer.bos_token_id,
         "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id,
@@ -101,7 +106,7 @@ def full_size_pipeline(device: str, dtype: torch.dtype):
     )
     sd.set_progress_bar_config(disable=True)
     sd.to(device, dtype)
-    pipe = FineFacePipeline(sd, AUEncoder(64, 1024), adapters, {"base_model": "random full-size"}, 0.25)
+    pipe = FineFacePipeline(sd, AUEncoder(64, 1024), adapters, {"base_model": "random full-size"}, lora)
     return pipe.to(torch.device(device), dtype)
 
 

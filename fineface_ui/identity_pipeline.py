@@ -103,7 +103,7 @@ class FineFaceIdentityPipeline(FineFacePipeline):
         )
         projection = _load_identity_projection(ip_path, ip_state["image_proj"], token_dim)
         _load_identity_layers(ip_path, ip_state["ip_adapter"], list(sd.unet.attn_processors), adapters)
-        pipe = cls(sd, au_encoder, adapters, sources, lora_scale=None, identity_projection=projection)
+        pipe = cls(sd, au_encoder, adapters, sources, lora=None, identity_projection=projection)
         return pipe.to(device, dtype)
 
     def to(self, device: torch.device, dtype: torch.dtype) -> "FineFaceIdentityPipeline":

@@ -3,52 +3,68 @@
 The released file carries no alpha. Training used PEFT's default lora_alpha=8 with r=32, so the
 trained strength is 8/32 = 0.25, while diffusers' loader assumes alpha = r (strength 1.0, four times
 too strong). We therefore always set the strength explicitly; 0.25 is the default.
+
+Fusing is done here rather than with diffusers' fuse_lora: that adds the update in place and unfuses
+by subtracting it, so every strength change leaves rounding residue in the weights (measured: one
+0.25 -> 1.0 -> 0.25 round trip changes thousands of weights) and the same settings stop giving the
+same pixels. Keeping the original weights and fusing from them makes every strength exact.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from diffusers.models.attention_processor import Attention
 from torch import nn
 
 from .checkpoints import Shapes, check_keys, read_state_dict
 
 TRAINED_LORA_SCALE = 0.25
-ADAPTER_NAME = "fineface"
 PROJECTIONS = ("to_q", "to_k", "to_v", "to_out.0")
 FILE_PREFIX = "unet"
+
+
+def lora_targets(unet: nn.Module) -> dict[str, nn.Linear]:
+    """The projections the FineFace LoRA adapts, by module path."""
+    return {
+        f"{name}.{projection}": module.get_submodule(projection)
+        for name, module in unet.named_modules() if isinstance(module, Attention)
+        for projection in PROJECTIONS
+    }
 
 
 def expected_lora_shapes(unet: nn.Module, rank: int) -> Shapes:
     """Keys and shapes of a FineFace LoRA file for this UNet (PEFT names with a 'unet.' prefix)."""
     shapes: dict[str, tuple[int, ...]] = {}
-    for name, module in unet.named_modules():
-        if not isinstance(module, Attention):
-            continue
-        for projection in PROJECTIONS:
-            linear = module.get_submodule(projection)
-            stem = f"{FILE_PREFIX}.{name}.{projection}"
-            shapes[f"{stem}.lora_A.weight"] = (rank, linear.in_features)
-            shapes[f"{stem}.lora_B.weight"] = (linear.out_features, rank)
+    for path, linear in lora_targets(unet).items():
+        shapes[f"{FILE_PREFIX}.{path}.lora_A.weight"] = (rank, linear.in_features)
+        shapes[f"{FILE_PREFIX}.{path}.lora_B.weight"] = (linear.out_features, rank)
     return shapes
 
 
-def load_lora(unet: nn.Module, path: Path, scale: float = TRAINED_LORA_SCALE) -> int:
-    """Check the file against the UNet, load it with diffusers/PEFT and fuse it at `scale`. Returns the rank."""
-    state = read_state_dict(path)
-    rank_keys = [key for key in state if key.endswith("lora_A.weight")]
-    rank = int(state[rank_keys[0]].shape[0]) if rank_keys else 0  # type: ignore[union-attr]
-    check_keys(path, state, expected_lora_shapes(unet, rank))
-    unet.load_lora_adapter(state, prefix=FILE_PREFIX, adapter_name=ADAPTER_NAME)
-    set_lora_scale(unet, scale, fused=False)
-    return rank
+class FusedLora:
+    """The LoRA fused into a UNet's weights, at a strength that can be changed without drift."""
 
+    def __init__(self, unet: nn.Module, path: Path, scale: float = TRAINED_LORA_SCALE) -> None:
+        state = read_state_dict(path)
+        rank_keys = [key for key in state if key.endswith("lora_A.weight")]
+        self.rank = int(state[rank_keys[0]].shape[0]) if rank_keys else 0  # type: ignore[union-attr]
+        check_keys(path, state, expected_lora_shapes(unet, self.rank))
+        self._targets = lora_targets(unet)
+        # fp32 on the CPU: the exact starting point of every fuse, whatever device the UNet moves to.
+        self._original = {p: linear.weight.detach().to("cpu", torch.float32, copy=True)
+                          for p, linear in self._targets.items()}
+        self._updates = {
+            p: state[f"{FILE_PREFIX}.{p}.lora_B.weight"].float() @ state[f"{FILE_PREFIX}.{p}.lora_A.weight"].float()
+            for p in self._targets
+        }
+        self.scale = scale
+        self.set_scale(scale)
 
-def set_lora_scale(unet: nn.Module, scale: float, fused: bool = True) -> None:
-    """Re-fuse the LoRA at a new strength (the adapter stays loaded so that it can be unfused)."""
-    if fused:
-        unet.unfuse_lora()
-    # set_adapters sets the strength outright; fuse_lora(lora_scale=...) would multiply it each time.
-    unet.set_adapters([ADAPTER_NAME], weights=[scale])
-    unet.fuse_lora()
+    @torch.no_grad()
+    def set_scale(self, scale: float) -> None:
+        """Weights become original + scale * B @ A, computed in fp32 and cast to the UNet's dtype."""
+        for path, linear in self._targets.items():
+            linear.weight.copy_(self._original[path] + scale * self._updates[path])
+        self.scale = scale

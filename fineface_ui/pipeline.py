@@ -21,7 +21,8 @@ from .au_encoder import AUEncoder
 from .aus import AUValues
 from .checkpoints import check_keys, load_checked, read_state_dict
 from .errors import InvalidInputError
-from .lora import TRAINED_LORA_SCALE, load_lora, set_lora_scale
+from .aus import au_vector
+from .lora import TRAINED_LORA_SCALE, FusedLora
 from .settings import GenerationSettings
 from .versions import library_versions
 from .weights import Weight, resolve, source
@@ -84,13 +85,13 @@ class FineFacePipeline:
         au_encoder: AUEncoder,
         adapters: dict[str, FineFaceAttnProcessor],
         sources: dict[str, str],
-        lora_scale: float | None,
+        lora: FusedLora | None,
     ) -> None:
         self.sd = sd
         self.au_encoder = au_encoder
         self.adapters = adapters
         self.sources = sources
-        self.lora_scale = lora_scale  # None: this pipeline has no LoRA
+        self.lora = lora  # None: this pipeline has no LoRA
         self.schedulers = build_schedulers(sd.scheduler)
         self._prompt_cache: OrderedDict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         # One denoising loop at a time: the adapters hold the running request's terms.
@@ -131,8 +132,8 @@ class FineFacePipeline:
         sd = load_base_pipeline(paths[Weight(base)], dtype)
         au_encoder, adapters = cls._attach_au_adapter(sd, paths[Weight(fineface, cls.au_encoder_file)],
                                                       paths[Weight(fineface, cls.au_adapter_file)])
-        load_lora(sd.unet, paths[Weight(fineface, cls.lora_file)], lora_scale)
-        pipe = cls(sd, au_encoder, adapters, {"base_model": base, "fineface_weights": fineface}, lora_scale)
+        lora = FusedLora(sd.unet, paths[Weight(fineface, cls.lora_file)], lora_scale)
+        pipe = cls(sd, au_encoder, adapters, {"base_model": base, "fineface_weights": fineface}, lora)
         return pipe.to(device, dtype)
 
     @classmethod
@@ -180,7 +181,6 @@ class FineFacePipeline:
 
         `face_embeds` (FaceEmbedder.embed()'s result) needs FineFaceIdentityPipeline.
         """
-        options.setdefault("lora_scale", self.lora_scale if self.lora_scale is not None else TRAINED_LORA_SCALE)
         return self.generate(GenerationSettings.create(prompt, aus, **options), on_step, face_embeds)
 
     @torch.no_grad()
@@ -196,7 +196,8 @@ class FineFacePipeline:
         """
         face_embeds = getattr(face_embeds, "embeddings", face_embeds)
         with self._lock:
-            self._apply_lora_scale(settings.lora_scale)
+            if self.lora is not None and settings.lora_scale is not None and settings.lora_scale != self.lora.scale:
+                self.lora.set_scale(settings.lora_scale)
             count = len(settings.aus)
             # diffusers runs classifier-free guidance under exactly this condition, batch [uncond, cond].
             guided = settings.guidance_scale > 1
@@ -224,11 +225,6 @@ class FineFacePipeline:
                     adapter.end_request()
         return FineFaceOutput(images=result.images, metadata=self._metadata(settings, face_embeds))
 
-    def _apply_lora_scale(self, scale: float) -> None:
-        if self.lora_scale is not None and scale != self.lora_scale:
-            set_lora_scale(self.sd.unet, scale)
-            self.lora_scale = scale
-
     def _prompt_embeddings(self, prompt: str, negative_prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
         """CLIP embeddings of the prompt and the negative prompt, kept so a slider move skips the text encoder."""
         key = (prompt, negative_prompt)
@@ -242,7 +238,7 @@ class FineFacePipeline:
 
     def _au_tokens(self, aus: Sequence[dict[str, float]], guided: bool) -> torch.Tensor:
         """AU tokens in the UNet's batch order; the unconditional half is the all-zero AU vector's token."""
-        values = torch.tensor([list(item.values()) for item in aus], device=self.device, dtype=self.dtype)
+        values = torch.tensor([au_vector(item) for item in aus], device=self.device, dtype=self.dtype)
         if guided:
             values = torch.cat([torch.zeros_like(values), values])
         return self.au_encoder(values)
@@ -256,6 +252,7 @@ class FineFacePipeline:
     def _metadata(self, settings: GenerationSettings, face_embeds: torch.Tensor | None) -> dict[str, Any]:
         return {
             **settings.as_dict(),
+            "lora_scale": self.lora.scale if self.lora is not None else None,  # the strength actually fused
             "pipeline": self.kind,
             **self.sources,
             "device": str(self.device),

@@ -29,8 +29,9 @@ def a1111_parameters(metadata: dict[str, Any]) -> str:
         # Quoted, because A1111's reader splits unquoted values at commas.
         "AUs": json.dumps(format_aus(metadata["aus"][0])),
         "AU scale": metadata["au_scale"],
-        "LoRA scale": metadata["lora_scale"],
     }
+    if metadata.get("lora_scale") is not None:
+        fields["LoRA scale"] = metadata["lora_scale"]
     lines = [metadata["prompt"]]
     if metadata.get("negative_prompt"):
         lines.append(f"Negative prompt: {metadata['negative_prompt']}")

@@ -58,7 +58,7 @@ class GenerationSettings:
     width: int = 512
     scheduler: str = "dpm++"
     ip_scale: float = 1.0
-    lora_scale: float = 0.25
+    lora_scale: float | None = None  # None keeps the strength the pipeline has fused
 
     @classmethod
     def create(cls, prompt: Any, aus: AUValues | Sequence[AUValues] | None = None, **options: Any) -> "GenerationSettings":
@@ -74,6 +74,8 @@ class GenerationSettings:
             raise InvalidInputError(f"At most {MAX_IMAGES_PER_CALL} AU settings per call, got {len(au_list)}.")
         checked: dict[str, Any] = {}
         for name, value in options.items():
+            if name == "lora_scale" and value is None:
+                continue
             if name == "seed":
                 checked[name] = _number("seed", value, 0, MAX_SEED, integer=True)
             elif name == "num_inference_steps":

@@ -43,7 +43,7 @@ def _byte_vocab() -> dict[str, int]:
     return {token: index for index, token in enumerate(tokens)}
 
 
-def _tokenizer(folder: Path) -> CLIPTokenizer:
+def tokenizer_from_vocab(folder: Path) -> CLIPTokenizer:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.json").write_text(json.dumps(_byte_vocab()))
     (folder / "merges.txt").write_text("#version: 0.2\n")
@@ -73,7 +73,7 @@ def tiny_base_pipeline(token_dim: int, linear_projection: bool, seed: int = 0) -
         sample_size=256,
     )
     with _scratch() as scratch:
-        tokenizer = _tokenizer(scratch)
+        tokenizer = tokenizer_from_vocab(scratch)
     text_encoder = CLIPTextModel(CLIPTextConfig(
         vocab_size=len(_byte_vocab()), hidden_size=token_dim, intermediate_size=2 * token_dim,
         num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=77, projection_dim=token_dim,
