@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from .errors import FineFaceError
+from .errors import FineFaceError, InvalidInputError
 
 
 def _generate_parser(commands: argparse._SubParsersAction) -> None:
@@ -50,6 +51,9 @@ def generate(args: argparse.Namespace) -> Path:
     from .studio import Studio
 
     stored = read_settings(args.from_png) if args.from_png else {}
+    if stored.get("faces") and not args.face:
+        raise InvalidInputError(f"{args.from_png.name} was made from {stored['faces']} face photo(s): "
+                                "pass them again with --face to reproduce it.")
     options = {name: stored[name] for name in GenerationSettings.__dataclass_fields__ if name in stored}
     options.update({name: getattr(args, name) for name in (
         "seed", "num_inference_steps", "guidance_scale", "au_scale", "ip_scale", "lora_scale",
@@ -61,14 +65,13 @@ def generate(args: argparse.Namespace) -> Path:
         aus = parse_au_string(",".join(args.au))
     settings = GenerationSettings.create(prompt, aus, **options)
 
-    if args.random_weights:
-        import tempfile
-
-        studio = Studio.with_random_weights(Path(tempfile.mkdtemp(prefix="fineface-random-")))
-    else:
-        sources = {k: v for k, v in (("base_model", args.base_model), ("fineface_weights", args.fineface_weights)) if v}
-        studio = Studio.from_pretrained(device=args.device, **sources)
-    result = studio.generate(settings, photos=args.face)
+    with tempfile.TemporaryDirectory(prefix="fineface-random-") as scratch:
+        if args.random_weights:
+            studio = Studio.with_random_weights(Path(scratch))
+        else:
+            sources = {k: v for k, v in (("base_model", args.base_model), ("fineface_weights", args.fineface_weights)) if v}
+            studio = Studio.from_pretrained(device=args.device, **sources)
+        result = studio.generate(settings, photos=args.face)
     return save_png(result.output.images[0], args.out, result.output.metadata_for(0))
 
 

@@ -22,11 +22,17 @@ def download_face_models():
     """buffalo_l from InsightFace's GitHub release, with InsightFace's own downloader, into weights/."""
     from insightface.utils.storage import ensure_available
 
-    from .faces import PACK_NAME, find_model_pack
+    from .errors import MissingWeightsError
+    from .faces import PACK_NAME, PACK_URL, find_model_pack
     from .weights import WEIGHTS_DIR
 
     root = WEIGHTS_DIR / "insightface"
-    ensure_available("models", PACK_NAME, root=str(root))
+    try:
+        ensure_available("models", PACK_NAME, root=str(root))
+    except Exception as error:  # InsightFace's downloader raises whatever its HTTP stack raises
+        raise MissingWeightsError(f"Could not download InsightFace {PACK_NAME} into {root}: {error}. "
+                                  f"Get buffalo_l.zip from {PACK_URL} and unzip it into "
+                                  f"{root / 'models' / PACK_NAME}.") from error
     return find_model_pack(root)
 
 

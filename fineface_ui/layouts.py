@@ -32,14 +32,6 @@ SD21_BASE_UNET = {**_COMMON, "attention_head_dim": [5, 10, 20, 20], "cross_atten
 SD15_UNET = {**_COMMON, "attention_head_dim": 8, "cross_attention_dim": 768}
 
 
-def meta_unet(config: dict):
-    """The full-size UNet with no memory behind its weights."""
-    import torch
-    from diffusers import UNet2DConditionModel
-
-    with torch.device("meta"):
-        return UNet2DConditionModel(**config)
-
 # stabilityai/stable-diffusion-2-1-base vae/config.json and text_encoder/config.json (OpenCLIP ViT-H text tower)
 SD21_BASE_VAE = {"block_out_channels": [128, 256, 512, 512], "down_block_types": ["DownEncoderBlock2D"] * 4,
                  "up_block_types": ["UpDecoderBlock2D"] * 4, "latent_channels": 4, "layers_per_block": 2,
@@ -47,3 +39,12 @@ SD21_BASE_VAE = {"block_out_channels": [128, 256, 512, 512], "down_block_types":
 SD21_BASE_TEXT_ENCODER = {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 23,
                           "num_attention_heads": 16, "hidden_act": "gelu", "projection_dim": 512,
                           "vocab_size": 49408, "max_position_embeddings": 77}
+
+
+def meta_unet(config: dict):
+    """The full-size UNet with no memory behind its weights."""
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    with torch.device("meta"):
+        return UNet2DConditionModel(**config)

@@ -33,7 +33,8 @@ class Studio:
     ) -> None:
         self._loaders = {"text": load_text_pipeline, "identity": load_identity_pipeline, "faces": load_face_embedder}
         self._loaded: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        # One lock per model, so a text request need not wait while the face pipeline downloads.
+        self._locks = {name: threading.Lock() for name in self._loaders}
         self.random_weights = random_weights
 
     @classmethod
@@ -67,7 +68,7 @@ class Studio:
         )
 
     def _get(self, name: str) -> Any:
-        with self._lock:
+        with self._locks[name]:
             if name not in self._loaded:
                 self._loaded[name] = self._loaders[name]()
             return self._loaded[name]

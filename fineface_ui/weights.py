@@ -64,6 +64,8 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
     if constants.HF_HUB_OFFLINE:
         return False
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True  # only the proxy can tell; a direct connection would wrongly fail
     url = urlparse(constants.ENDPOINT)
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
@@ -86,27 +88,42 @@ def _places(weight: Weight) -> list[str]:
 
     folder = _local_folder(weight.repo)
     if folder is not None:
+        if weight.filename is None and missing_model_files(folder):
+            return [f"{folder}, which lacks {', '.join(missing_model_files(folder))}"]
         return [str(folder)]
     return [str(WEIGHTS_DIR / weight.repo), f"the Hugging Face cache ({constants.HF_HUB_CACHE})"]
 
 
+def missing_model_files(folder: Path) -> list[str]:
+    """Files a diffusers-layout pipeline or VAE folder lacks (an interrupted download leaves some out)."""
+    if (folder / "model_index.json").is_file():
+        components = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "text_encoder": "model"}
+        needed = [f"{name}/{f}" for name, stem in components.items() for f in ("config.json", f"{stem}.safetensors")]
+        needed += ["tokenizer/tokenizer_config.json", "scheduler/scheduler_config.json"]
+    else:
+        needed = ["config.json", "diffusion_pytorch_model.safetensors"]
+    return [name for name in needed if not (folder / name).is_file()]
+
+
 def locate(weight: Weight) -> Path | None:
-    """The weight on disk (local folder or Hub cache), without touching the network."""
+    """The weight on disk (local folder or Hub cache), complete, without touching the network."""
     from huggingface_hub import snapshot_download, try_to_load_from_cache
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     folder = _local_folder(weight.repo)
     if folder is not None:
-        if weight.filename is None:
-            return folder
-        return folder / weight.filename if (folder / weight.filename).is_file() else None
-    if weight.filename is not None:
+        found = folder / weight.filename if weight.filename else folder
+    elif weight.filename is not None:
         cached = try_to_load_from_cache(weight.repo, weight.filename)
-        return Path(cached) if isinstance(cached, str) else None
-    try:
-        return Path(snapshot_download(weight.repo, allow_patterns=DIFFUSERS_PATTERNS, local_files_only=True))
-    except LocalEntryNotFoundError:
+        found = Path(cached) if isinstance(cached, str) else None
+    else:
+        try:
+            found = Path(snapshot_download(weight.repo, allow_patterns=DIFFUSERS_PATTERNS, local_files_only=True))
+        except LocalEntryNotFoundError:
+            found = None
+    if found is None or not found.exists() or (weight.filename is None and missing_model_files(found)):
         return None
+    return found
 
 
 def download(weight: Weight) -> Path:

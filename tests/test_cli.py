@@ -43,3 +43,15 @@ def test_a_png_without_settings_is_refused_clearly(sd21_files, tmp_path, capsys)
     Image.new("RGB", (8, 8)).save(plain)
     assert run(sd21_files, "--from", str(plain), "--out", str(tmp_path / "x.png")) == 2
     assert "has no FineFace settings" in capsys.readouterr().err
+
+
+def test_from_an_identity_png_without_the_photo_is_refused(sd21_files, tmp_path, capsys):
+    from fineface_ui.png_info import save_png
+
+    made_with_face = tmp_path / "face.png"
+    save_png(Image.new("RGB", (8, 8)), made_with_face, {
+        "prompt": "p", "aus": [{}], "seed": 1, "num_inference_steps": 2, "guidance_scale": 7.5, "au_scale": 1.0,
+        "negative_prompt": "", "height": 256, "width": 256, "scheduler": "dpm++", "ip_scale": 1.0,
+        "lora_scale": None, "pipeline": "sd15-identity", "faces": 1})
+    assert run(sd21_files, "--from", str(made_with_face), "--out", str(tmp_path / "x.png")) == 2
+    assert "pass them again with --face" in capsys.readouterr().err

@@ -15,8 +15,10 @@ def no_download(monkeypatch):
 
 
 def test_offline_without_weights_names_every_missing_file_and_the_fix(tmp_path, monkeypatch, no_download):
+    from huggingface_hub import constants
+
     monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path / "weights")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))  # not the developer's real cache
     with pytest.raises(MissingWeightsError) as error:
         FineFacePipeline.from_pretrained("stabilityai/stable-diffusion-2-1-base", "Tvaranka/fineface")
     message = str(error.value)
@@ -62,3 +64,14 @@ def test_files_in_the_local_weights_folder_are_found_by_repo_id(sd21_files, tmp_
     shutil.copytree(sd21_files["fineface_weights"], tmp_path / "Tvaranka" / "fineface")
     found = weights.resolve([weights.Weight("Tvaranka/fineface", "au_encoder.ckpt")])
     assert found[weights.Weight("Tvaranka/fineface", "au_encoder.ckpt")] == tmp_path / "Tvaranka/fineface/au_encoder.ckpt"
+
+
+def test_an_interrupted_model_download_counts_as_missing(sd21_files, tmp_path, monkeypatch, no_download):
+    import shutil
+
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path)
+    partial = tmp_path / "stabilityai" / "stable-diffusion-2-1-base"
+    shutil.copytree(sd21_files["base_model"], partial)
+    (partial / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    with pytest.raises(MissingWeightsError, match=r"lacks unet/diffusion_pytorch_model.safetensors"):
+        weights.resolve([weights.Weight("stabilityai/stable-diffusion-2-1-base")])
