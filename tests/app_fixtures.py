@@ -1,0 +1,48 @@
+"""The app served on a free local port with random weights, for the API and browser tests."""
+
+from __future__ import annotations
+
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from PIL import Image
+
+from app import create_app, launch
+from fineface_ui.studio import Studio
+
+FAST = {"num_inference_steps": 2, "height": 256, "width": 256}
+_studios: dict[int, Studio] = {}
+
+
+def random_studio(tmp_path_factory) -> Studio:
+    """One random-weight Studio per test session: writing the tiny models takes seconds."""
+    key = id(tmp_path_factory)
+    if key not in _studios:
+        _studios[key] = Studio.with_random_weights(tmp_path_factory.mktemp("random-weights"))
+    return _studios[key]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def running_app(studio: Studio) -> Iterator[str]:
+    """Serve the app in this process and yield its URL; closed on exit."""
+    demo = create_app(studio)
+    launch(demo, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+
+
+def blank_photo(path: Path) -> Path:
+    """A dark, empty photo. (Not white: the tiny test detector takes any bright square for a face.)"""
+    Image.fromarray(np.full((480, 640, 3), 30, np.uint8)).save(path)
+    return path

@@ -1,0 +1,92 @@
+"""The HTTP API, through gradio_client, against the app served with random weights."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from fineface_ui.png_info import read_settings
+from tests.app_fixtures import FAST, blank_photo, random_studio, running_app
+
+pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # skimage deprecation inside insightface
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    with running_app(random_studio(tmp_path_factory)) as url:
+        yield Client(url, verbose=False)
+
+
+def generate(client: Client, **values):
+    return client.predict(**{"prompt": "a close-up of a face", **FAST, **values}, api_name="/generate")
+
+
+def pixels(path: str) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def test_only_generate_and_sweep_are_public_endpoints(client):
+    assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {"/generate", "/sweep"}
+
+
+def test_generate_returns_a_png_carrying_its_settings(client):
+    path, metadata = generate(client, aus="AU6=2.5, AU12=5", seed=7)
+    assert pixels(path).shape == (256, 256, 3)
+    stored = read_settings(path)
+    assert stored["seed"] == metadata["seed"] == 7
+    assert stored["aus"][0]["AU12"] == 5 and stored["aus"][0]["AU6"] == 2.5
+
+
+def test_the_same_seed_gives_the_same_pixels_and_another_seed_does_not(client):
+    first, _ = generate(client, aus='{"AU12": 3}', seed=11)
+    again, _ = generate(client, aus='{"AU12": 3}', seed=11)
+    other, _ = generate(client, aus='{"AU12": 3}', seed=12)
+    assert np.array_equal(pixels(first), pixels(again))
+    assert not np.array_equal(pixels(first), pixels(other))
+
+
+def test_sweep_returns_one_frame_per_step_and_a_looping_gif(client):
+    frames, animation, metadata = client.predict(
+        prompt="a face", au="AU12", start=0, stop=4, frames=5, aus="AU6=1", **FAST, api_name="/sweep"
+    )
+    assert len(frames) == 5
+    assert [aus["AU12"] for aus in metadata["aus"]] == [0, 1, 2, 3, 4]
+    assert all(aus["AU6"] == 1 for aus in metadata["aus"])
+    with Image.open(animation) as gif:
+        assert gif.n_frames == 8  # forward, then back without repeating the ends
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"aus": "AU12=nan"}, "finite"),
+        ({"aus": '{"AU12": 1e9}'}, "accepted range"),
+        ({"seed": 1e12}, "seed"),
+        ({"aus": "AU99=1"}, "Unknown Action Unit"),
+        ({"aus": json.dumps(list(range(13)))}, "Expected 12"),
+        ({"width": 100_000}, "width"),
+        ({"scheduler": "euler"}, "scheduler"),
+    ],
+)
+def test_invalid_values_get_a_readable_error_and_the_next_call_works(client, values, message):
+    with pytest.raises(AppError, match=message):
+        generate(client, **values)
+    path, _ = generate(client, aus="AU12=1")
+    assert pixels(path).shape == (256, 256, 3)
+
+
+def test_a_sweep_of_too_many_frames_is_refused_before_any_work(client):
+    with pytest.raises(AppError, match="frames"):
+        client.predict(prompt="a face", au="AU12", frames=1e9, **FAST, api_name="/sweep")
+
+
+def test_a_photo_without_a_face_gets_the_no_face_message(client, tmp_path):
+    photo = blank_photo(tmp_path / "empty_wall.png")
+    with pytest.raises(AppError, match="No face was found in photo 1"):
+        generate(client, photos=[handle_file(photo)])
