@@ -70,7 +70,7 @@ class FineFacePipeline:
     """Text + AUs on Stable Diffusion 2.1-base. Call it like a diffusers pipeline."""
 
     kind = "sd21"
-    base_env, base_default_repo = "FINEFACE_BASE_MODEL", "stabilityai/stable-diffusion-2-1-base"
+    base_env = "FINEFACE_BASE_MODEL"
     au_encoder_file = "au_encoder.ckpt"
     au_adapter_file = "attn_processors.ckpt"
     lora_file = "pytorch_lora_weights.safetensors"
