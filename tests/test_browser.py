@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
-import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image, ImageSequence
+from playwright.sync_api import expect
+
+from fineface_ui.png_info import A1111_KEY, read_settings
 
 from tests.app_fixtures import blank_photo, random_studio, running_app
 
@@ -118,7 +123,21 @@ def test_a_photo_without_a_face_says_so(page, tmp_path):
     assert "empty_wall.png" in page.locator("#face-note").inner_text()
 
 
-def test_stop_interrupts_a_long_render_and_the_next_render_follows_at_once(page):
+def test_stop_interrupts_a_long_render_and_the_next_render_follows(page, tmp_path_factory, monkeypatch):
+    pipe = random_studio(tmp_path_factory).text_pipeline()
+    runs = []
+    generate = pipe.generate
+
+    def counting_steps(settings, on_step=None, face_embeds=None):
+        run = {"steps": settings.num_inference_steps, "done": 0}
+        runs.append(run)
+
+        def step(done, total):
+            run["done"] = done
+            on_step(done, total)
+        return generate(settings, step, face_embeds)
+
+    monkeypatch.setattr(pipe, "generate", counting_steps)
     page.get_by_text("Advanced").click()
     for label in ("Width", "Height"):
         slider(page, label, "number input").fill("512")
@@ -127,10 +146,151 @@ def test_stop_interrupts_a_long_render_and_the_next_render_follows_at_once(page)
     steps.fill("100")
     with page.expect_request(lambda request: "queue/join" in request.url and ",100," in request.post_data):
         steps.press("Tab")  # sent once the quick renders are done: 100 steps at 512 px take many seconds
-    page.wait_for_timeout(1000)  # now it runs
+    for _ in range(1200):  # until the long render is under way on the server
+        if any(run["steps"] == 100 and run["done"] > 0 for run in runs):
+            break
+        page.wait_for_timeout(50)
+    else:
+        pytest.fail("the 100-step render never started")
     page.get_by_role("button", name="Stop", exact=True).click()
-    stopped = time.monotonic()
     steps.fill("2")
     render_and_wait(page, lambda: steps.press("Tab"))
-    # Had the 100-step run gone on, this render would have waited for it to finish.
-    assert time.monotonic() - stopped < 6
+    long_run = next(run for run in runs if run["steps"] == 100)
+    assert 0 < long_run["done"] < 100  # stopped part-way, not waited out
+    assert runs[-1] == {"steps": 2, "done": 2}
+
+
+AU6, AU12 = "AU6 · Cheek Raiser", "AU12 · Lip Corner Puller"
+
+
+def prompt_box(page):
+    return page.get_by_role("textbox", name=re.compile("^Prompt"))  # its name goes on with the info line
+
+
+def block(page, label: str):
+    """The component whose block label is exactly `label` (a gallery, an image, an image slider)."""
+    block_label = page.get_by_test_id("block-label").filter(has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
+    return page.locator(".block").filter(has=block_label)
+
+
+def fetch(page, url: str, path: Path) -> Path:
+    """Save a file the page shows (a result, a GIF) to `path`, as served."""
+    path.write_bytes(page.request.get(url).body())
+    return path
+
+
+def pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def download_png(page, path: Path) -> Path:
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download PNG (settings embedded)").click()
+    download.value.save_as(path)
+    return path
+
+
+def test_a_history_thumbnail_restores_its_image_settings_and_download(page, tmp_path):
+    page.get_by_label("Seed", exact=True).fill("7")
+    prompt_box(page).fill("a laughing child")
+    slider(page, AU12, "number input").fill("2")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    wait_for_history(page, "AU12=2 · seed 7")
+    first = page.evaluate(RESULT_SRC)
+
+    prompt_box(page).fill("an old man")
+    page.get_by_label("Keep seed").uncheck()
+    page.get_by_role("button", name="Reset all AUs").click()  # renders with AUs at 0 and a new seed
+    thumbnails = page.locator("#history").get_by_role("button", name=re.compile("^Thumbnail"))
+    expect(thumbnails).to_have_count(2, timeout=20_000)
+    assert page.evaluate(RESULT_SRC) != first
+    renders = len(page.requests_sent)  # the reset's settings go without the queue; the last request is a render
+
+    page.locator("#history").get_by_alt_text("AU12=2 · seed 7").click()
+    expect(slider(page, AU12, "number input")).to_have_value("2")
+    expect(page.get_by_label("Seed", exact=True)).to_have_value("7")
+    expect(prompt_box(page)).to_have_value("a laughing child")
+    expect(page.get_by_label("Keep seed")).to_be_checked()  # else the next render would not reproduce it
+    assert page.evaluate(RESULT_SRC) == first
+    stored = read_settings(download_png(page, tmp_path / "restored.png"))
+    assert (stored["prompt"], stored["seed"], stored["aus"][0]["AU12"]) == ("a laughing child", 7, 2.0)
+    render_fn = page.requests_sent[renders - 1]
+    assert page.requests_sent[renders:].count(render_fn) == 0  # restoring shows the image, renders nothing
+
+
+def test_the_downloaded_png_carries_the_settings_and_loading_it_restores_them(page, tmp_path):
+    page.get_by_label("Seed", exact=True).fill("42")
+    prompt_box(page).fill("a smiling man with a beard")
+    page.get_by_label("Negative prompt", exact=True).fill("blurry")
+    slider(page, AU6, "number input").fill("1.5")
+    slider(page, AU12, "number input").fill("2.5")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    wait_for_history(page, "AU6=1.5, AU12=2.5 · seed 42")
+
+    png = download_png(page, tmp_path / "fineface.png")
+    stored = read_settings(png)
+    assert stored["prompt"] == "a smiling man with a beard" and stored["negative_prompt"] == "blurry"
+    assert stored["seed"] == 42 and stored["num_inference_steps"] == 4
+    assert {au: value for au, value in stored["aus"][0].items() if value} == {"AU6": 1.5, "AU12": 2.5}
+    with Image.open(png) as image:
+        parameters = image.info[A1111_KEY]
+    assert parameters.splitlines()[:2] == ["a smiling man with a beard", "Negative prompt: blurry"]
+    assert "Steps: 4," in parameters and "Seed: 42," in parameters and 'AUs: "AU6=1.5, AU12=2.5"' in parameters
+
+    page.get_by_label("Seed", exact=True).fill("3")
+    prompt_box(page).fill("someone else")
+    page.get_by_label("Negative prompt", exact=True).fill("")
+    page.get_by_role("button", name="Reset all AUs").click()
+    wait_for_history(page, "neutral · seed 3")
+
+    page.get_by_text("Load settings from a PNG").click()
+    block(page, "A PNG saved by FineFace UI").locator("input[type=file]").set_input_files(png)
+    expect(slider(page, AU12, "number input")).to_have_value("2.5")
+    expect(slider(page, AU6, "number input")).to_have_value("1.5")
+    expect(page.get_by_label("Seed", exact=True)).to_have_value("42")
+    expect(prompt_box(page)).to_have_value("a smiling man with a beard")
+    expect(page.get_by_label("Negative prompt", exact=True)).to_have_value("blurry")
+
+
+def test_a_sweep_shows_every_frame_and_an_animation_that_plays_forward_then_back(page, tmp_path):
+    page.get_by_role("tab", name="Sweep").click()
+    slider(page, "Frames", "number input").fill("3")
+    page.get_by_role("button", name="Run sweep").click()
+
+    frames = block(page, "Frames").locator("img")
+    expect(frames).to_have_count(3, timeout=20_000)
+    assert [frame.get_attribute("alt") for frame in frames.all()] == ["AU12=0", "AU12=2.5", "AU12=5"]
+    last = read_settings(fetch(page, frames.nth(2).get_attribute("src"), tmp_path / "last.png"))
+    assert last["aus"][0]["AU12"] == 5.0
+
+    gif_url = block(page, "Animation").locator("img").get_attribute("src")
+    with Image.open(fetch(page, gif_url, tmp_path / "sweep.gif")) as gif:
+        assert gif.info["loop"] == 0  # endless
+        loop = [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(gif)]
+    assert len(loop) == 4  # frames 0, 1, 2, then 1 on the way back
+    assert np.array_equal(loop[3], loop[1]) and not np.array_equal(loop[2], loop[0])
+
+
+def test_before_after_slides_from_the_all_aus_zero_image_to_the_current_one(page, tmp_path):
+    page.get_by_label("Seed", exact=True).fill("5")
+    slider(page, AU12, "number input").fill("3")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    wait_for_history(page, "AU12=3 · seed 5")
+    page.get_by_role("tab", name="Before / after").click()
+    compared = block(page, "All AUs at 0 ↔ current AUs").locator("img")
+    expect(compared).to_have_count(2)
+    before_url, after_url = (img.get_attribute("src") for img in compared.all())
+    assert after_url == page.evaluate(RESULT_SRC)
+    before = fetch(page, before_url, tmp_path / "before.png")
+    after = fetch(page, after_url, tmp_path / "after.png")
+    before_settings = read_settings(before)
+    assert not any(before_settings["aus"][0].values())
+    assert (before_settings["seed"], before_settings["prompt"]) == (5, prompt_box(page).input_value())
+    assert not np.array_equal(pixels(before), pixels(after))
+
+    slider(page, AU12).focus()
+    page.keyboard.press("ArrowRight")  # only an AU changes: the same "before" image stays
+    wait_for_history(page, "AU12=3.1 · seed 5")
+    expect(compared.nth(1)).to_have_attribute("src", page.evaluate(RESULT_SRC))
+    assert compared.nth(0).get_attribute("src") == before_url
