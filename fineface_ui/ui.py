@@ -57,13 +57,8 @@ COUNT_KEYBOARD_CHANGE_JS = """(count) => {
   const byKeyboard = !window.fineFacePointerDown && document.activeElement?.type === "range";
   return byKeyboard ? count + 1 : count;
 }"""
-# The result stays in view while the long column of sliders scrolls (pass to launch(css=...)). Gradio's
-# container clips with `overflow: hidden`, which would pin the sticky column to the container instead
-# of the window; `clip` clips the same without making the container a scroll box.
-CSS = """
-.gradio-container { overflow: clip !important; }
-#output-column { position: sticky; top: 8px; align-self: flex-start; }
-"""
+# Page styles (pass to launch(css=...)); assets/fineface.css says why each rule is there.
+CSS = (Path(__file__).resolve().parent.parent / "assets" / "fineface.css").read_text()
 
 
 class Stopped(Exception):
