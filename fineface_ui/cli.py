@@ -54,16 +54,15 @@ def generate(args: argparse.Namespace) -> Path:
     if stored.get("faces") and not args.face:
         raise InvalidInputError(f"{args.from_png.name} was made from {stored['faces']} face photo(s): "
                                 "pass them again with --face to reproduce it.")
-    options = {name: stored[name] for name in GenerationSettings.__dataclass_fields__ if name in stored}
-    options.update({name: getattr(args, name) for name in (
+    values = GenerationSettings.from_metadata(stored).as_dict() if stored else {"prompt": "", "aus": [{}]}
+    values.update({name: getattr(args, name) for name in (
         "seed", "num_inference_steps", "guidance_scale", "au_scale", "ip_scale", "lora_scale",
         "negative_prompt", "height", "width", "scheduler") if getattr(args, name) is not None})
-    prompt = args.prompt if args.prompt is not None else options.pop("prompt", "")
-    options.pop("prompt", None)
-    aus = options.pop("aus", [{}])[0]
+    if args.prompt is not None:
+        values["prompt"] = args.prompt
     if args.au is not None:
-        aus = parse_au_string(",".join(args.au))
-    settings = GenerationSettings.create(prompt, aus, **options)
+        values["aus"] = [parse_au_string(",".join(args.au))]
+    settings = GenerationSettings.create(values.pop("prompt"), values.pop("aus")[0], **values)
 
     with tempfile.TemporaryDirectory(prefix="fineface-random-") as scratch:
         if args.random_weights:

@@ -103,7 +103,7 @@ class GenerationSettings:
         options = {name: metadata[name] for name in cls.__dataclass_fields__ if name in metadata}
         options.pop("prompt", None)
         options.pop("aus", None)
-        return cls.create(metadata.get("prompt", ""), metadata.get("aus", [{}])[index], **options)
+        return cls.create(metadata.get("prompt", ""), (metadata.get("aus") or [{}])[index], **options)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""

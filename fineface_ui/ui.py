@@ -187,9 +187,8 @@ def caption(metadata: dict[str, Any]) -> str:
 
 def settings_values(metadata: dict[str, Any]) -> dict[str, Any]:
     """Validated setting values by name (GenerationSettings fields and AU names) from stored metadata."""
-    options = {name: metadata[name] for name in OPTION_NAMES if name in metadata}
-    settings = create_settings(metadata.get("prompt", ""), (metadata.get("aus") or [{}])[0], **options)
-    values = settings.as_dict()
+    with readable_errors():
+        values = GenerationSettings.from_metadata(metadata).as_dict()
     return {**{name: values[name] for name in ("prompt", *OPTION_NAMES)}, **values["aus"][0]}
 
 
