@@ -197,6 +197,9 @@ def fit_to_sliders(values: dict[str, Any], components: dict[str, gr.components.C
     fitted, clamped = [], []
     for name, component in components.items():
         value = values[name]
+        if value is None:  # not part of that image (the face pipeline has no LoRA): keep what is set
+            fitted.append(gr.skip())
+            continue
         if isinstance(component, gr.Slider) and not component.minimum <= value <= component.maximum:
             value = min(max(value, component.minimum), component.maximum)
             clamped.append(f"{name} {values[name]:g} → {value:g}")
