@@ -7,11 +7,14 @@ import logging
 import os
 import sys
 import tempfile
+from dataclasses import replace
 from typing import Any, Sequence
 
 import gradio as gr
 
+from fineface_ui.acceleration import Acceleration
 from fineface_ui.errors import MissingWeightsError
+from fineface_ui.pipeline import default_device_and_dtype
 from fineface_ui.studio import Studio
 from fineface_ui.ui import CSS, build_ui
 
@@ -49,6 +52,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
     parser.add_argument("--device", help="cuda, cpu, ... (default: cuda when available)")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="skip torch.compile on CUDA: starts a minute or two sooner, renders about 130 ms slower")
     return parser.parse_args(argv)
 
 
@@ -58,7 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.random_weights:
         studio = Studio.with_random_weights(tempfile.mkdtemp(prefix="fineface-random-"))
     else:
-        studio = Studio.from_pretrained(device=args.device)
+        acceleration = Acceleration.default_for(default_device_and_dtype(args.device, None)[0])
+        if args.no_compile:
+            acceleration = replace(acceleration, compile=False)
+        studio = Studio.from_pretrained(device=args.device, acceleration=acceleration)
         try:
             studio.text_pipeline()  # fail before serving a page that cannot render anything
         except MissingWeightsError as error:

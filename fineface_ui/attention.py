@@ -7,6 +7,9 @@ added before `to_out` (paper Eq. 2 and Eq. 5). Self-attention keeps diffusers' o
 The AU branch attends over a single token, so its softmax is exactly 1 and Attn(Q, K_AU, V_AU) is
 au_to_v(e_AU) for every query: `au_to_k` cannot change the result. The term is therefore a per-layer
 constant, computed once per request in `begin_request` rather than at every step.
+
+A request's terms are written in place into tensors kept per batch shape, so their addresses never
+change: a CUDA graph captured once (see acceleration.py) reads each new request's values.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ class FineFaceAttnProcessor(nn.Module):
         self.has_identity = identity_dim is not None
         self._au_term: torch.Tensor | None = None
         self._identity_kv: tuple[torch.Tensor, torch.Tensor] | None = None
+        # Tensors of warmed-up batch layouts, by (name, shape, dtype, device); see pin_request_tensors.
+        self._pinned: dict[tuple, torch.Tensor] = {}
 
     @torch.no_grad()
     def begin_request(
@@ -41,14 +46,33 @@ class FineFaceAttnProcessor(nn.Module):
         ip_scale: float = 1.0,
     ) -> None:
         """Precompute this layer's adapter terms for a batch, in the UNet's batch order (CFG included)."""
-        self._au_term = au_scale * self.au_to_v(au_tokens.to(self.au_to_v.weight.dtype))
+        self._au_term = self._kept("au_term", au_scale * self.au_to_v(au_tokens.to(self.au_to_v.weight.dtype)))
         self._identity_kv = None
         if identity_tokens is not None:
             if not self.has_identity:
                 raise ValueError("this pipeline has no identity adapter loaded")
             identity_tokens = identity_tokens.to(self.to_k_ip.weight.dtype)
             # ip_scale * softmax(QK^T)V == softmax(QK^T)(ip_scale * V): fold the scale into V once.
-            self._identity_kv = (self.to_k_ip(identity_tokens), ip_scale * self.to_v_ip(identity_tokens))
+            self._identity_kv = (self._kept("identity_k", self.to_k_ip(identity_tokens)),
+                                 self._kept("identity_v", ip_scale * self.to_v_ip(identity_tokens)))
+
+    def request_tensors(self) -> dict[str, torch.Tensor]:
+        """What the running request reads, by name."""
+        identity = dict(zip(("identity_k", "identity_v"), self._identity_kv)) if self._identity_kv else {}
+        return {"au_term": self._au_term, **identity}  # type: ignore[dict-item]
+
+    def pin_request_tensors(self) -> None:
+        """Keep the running request's tensors: later requests of the same layout are written into them
+        in place, so a CUDA graph captured now reads their values (see acceleration.py)."""
+        for name, tensor in self.request_tensors().items():
+            self._pinned[_layout(name, tensor)] = tensor
+
+    def unpin_request_tensors(self) -> None:
+        self._pinned.clear()
+
+    def _kept(self, name: str, value: torch.Tensor) -> torch.Tensor:
+        pinned = self._pinned.get(_layout(name, value))
+        return value if pinned is None else pinned.copy_(value)
 
     def end_request(self) -> None:
         self._au_term = None
@@ -100,6 +124,10 @@ class FineFaceAttnProcessor(nn.Module):
         if attn.residual_connection:
             hidden_states = hidden_states + residual
         return hidden_states / attn.rescale_output_factor
+
+
+def _layout(name: str, tensor: torch.Tensor) -> tuple:
+    return name, tuple(tensor.shape), tensor.dtype, tensor.device
 
 
 def _split_heads(tensor: torch.Tensor, heads: int) -> torch.Tensor:

@@ -45,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def generate(args: argparse.Namespace) -> Path:
+    from .acceleration import Acceleration
     from .aus import parse_au_string
+    from .pipeline import default_device_and_dtype
     from .png_info import read_settings, save_png
     from .settings import GenerationSettings
     from .studio import Studio
@@ -69,7 +71,9 @@ def generate(args: argparse.Namespace) -> Path:
             studio = Studio.with_random_weights(Path(scratch))
         else:
             sources = {k: v for k, v in (("base_model", args.base_model), ("fineface_weights", args.fineface_weights)) if v}
-            studio = Studio.from_pretrained(device=args.device, **sources)
+            # One image: CUDA graphs pay for their half-second capture, a minute-long compile does not.
+            acceleration = Acceleration.default_for(default_device_and_dtype(args.device, None)[0], serving=False)
+            studio = Studio.from_pretrained(device=args.device, acceleration=acceleration, **sources)
         result = studio.generate(settings, photos=args.face)
     return save_png(result.output.images[0], args.out, result.output.metadata_for(0))
 

@@ -19,3 +19,9 @@ class MissingWeightsError(FineFaceError, FileNotFoundError):
 
 class CheckpointError(FineFaceError):
     """A checkpoint file is unreadable or does not match the expected format."""
+
+
+class GPUMemoryError(FineFaceError):
+    """The GPU ran out of memory; the request was dropped, its memory freed, and the next one can run."""
+
+    MESSAGE = "GPU out of memory: try a smaller image size or fewer images (sweep frames)."

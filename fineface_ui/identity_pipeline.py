@@ -14,6 +14,7 @@ import torch
 from diffusers import AutoencoderKL
 from torch import nn
 
+from .acceleration import Acceleration
 from .attention import FineFaceAttnProcessor
 from .checkpoints import check_keys, load_checked, read_state_dict
 from .errors import CheckpointError, InvalidInputError
@@ -79,6 +80,7 @@ class FineFaceIdentityPipeline(FineFacePipeline):
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
         allow_download: bool = True,
+        acceleration: Acceleration | None = None,
     ) -> "FineFaceIdentityPipeline":
         """Load base, VAE, the SD 1.5 FineFace files and the IP-Adapter-FaceID portrait file."""
         device, dtype = default_device_and_dtype(device, dtype)
@@ -104,12 +106,15 @@ class FineFaceIdentityPipeline(FineFacePipeline):
         projection = _load_identity_projection(ip_path, ip_state["image_proj"], token_dim)
         _load_identity_layers(ip_path, ip_state["ip_adapter"], list(sd.unet.attn_processors), adapters)
         pipe = cls(sd, au_encoder, adapters, sources, lora=None, identity_projection=projection)
-        return pipe.to(device, dtype)
+        return pipe.to(device, dtype).accelerate(acceleration)
 
     def to(self, device: torch.device, dtype: torch.dtype) -> "FineFaceIdentityPipeline":
         super().to(device, dtype)
         self.identity_projection.to(device, dtype)
         return self
+
+    def _warm_up_faces(self) -> torch.Tensor:
+        return torch.zeros(1, FACE_EMBEDDING_DIM)  # the fast path is built for one face photo
 
     def _identity_tokens(self, face_embeds: torch.Tensor | None, count: int, guided: bool) -> torch.Tensor | None:
         """Tokens of all given faces for every image; the unconditional half projects zero embeddings."""

@@ -6,7 +6,9 @@ adapter terms (once per request) -> diffusers' denoising loop -> images + metada
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,16 +18,18 @@ import torch
 from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
 from PIL import Image
 
+from .acceleration import Acceleration, WarmedForward, accelerate, warming
 from .attention import FineFaceAttnProcessor, install_processors
 from .au_encoder import AUEncoder
-from .aus import AUValues
+from .aus import AUValues, au_vector
 from .checkpoints import check_keys, load_checked, read_state_dict
-from .errors import InvalidInputError
-from .aus import au_vector
+from .errors import GPUMemoryError, InvalidInputError
 from .lora import TRAINED_LORA_SCALE, FusedLora
 from .settings import GenerationSettings
 from .versions import library_versions
 from .weights import Weight, resolve, source
+
+log = logging.getLogger(__name__)
 
 StepCallback = Callable[[int, int], None]
 PROMPT_CACHE_SIZE = 32
@@ -96,6 +100,7 @@ class FineFacePipeline:
         self._prompt_cache: OrderedDict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         # One denoising loop at a time: the adapters hold the running request's terms.
         self._lock = threading.Lock()
+        self._fast: list[WarmedForward] = []  # routed UNet/VAE forwards (acceleration.py), empty when off
 
     @property
     def device(self) -> torch.device:
@@ -123,8 +128,13 @@ class FineFacePipeline:
         dtype: torch.dtype | None = None,
         lora_scale: float = TRAINED_LORA_SCALE,
         allow_download: bool = True,
+        acceleration: Acceleration | None = None,
     ) -> "FineFacePipeline":
-        """Load the base model and the FineFace files (Hub repo ids or local folders)."""
+        """Load the base model and the FineFace files (Hub repo ids or local folders).
+
+        `acceleration` defaults to what wins on the device (Acceleration.default_for); on CUDA that
+        includes a warm-up compile of a minute or two, done here rather than in the first request.
+        """
         device, dtype = default_device_and_dtype(device, dtype)
         base = source(cls.base_env, base_model)
         fineface = source("FINEFACE_WEIGHTS", fineface_weights)
@@ -134,7 +144,7 @@ class FineFacePipeline:
                                                       paths[Weight(fineface, cls.au_adapter_file)])
         lora = FusedLora(sd.unet, paths[Weight(fineface, cls.lora_file)], lora_scale)
         pipe = cls(sd, au_encoder, adapters, {"base_model": base, "fineface_weights": fineface}, lora)
-        return pipe.to(device, dtype)
+        return pipe.to(device, dtype).accelerate(acceleration)
 
     @classmethod
     def _attach_au_adapter(
@@ -158,13 +168,45 @@ class FineFacePipeline:
         return au_encoder, adapters
 
     def to(self, device: torch.device, dtype: torch.dtype) -> "FineFacePipeline":
-        """Move everything; the adapter modules follow the base model's dtype."""
+        """Move and cast everything (fast paths are dropped: they hold the old weights' addresses)."""
         self.sd.to(device)
+        if self.dtype != dtype:  # loading already chose the dtype; a cast here makes diffusers warn
+            self.sd.to(dtype=dtype)
         self.au_encoder.to(device, dtype)
         for adapter in self.adapters.values():
             adapter.to(device, dtype)
+            adapter.unpin_request_tensors()
+        for forward in self._fast:
+            forward.forget()
         self._prompt_cache.clear()
         return self
+
+    def accelerate(self, acceleration: Acceleration | None = None) -> "FineFacePipeline":
+        """Apply speed options (default: what wins on this device) and warm them up; see acceleration.py."""
+        if self._fast:
+            raise RuntimeError("speed options are applied once, when the pipeline is loaded")
+        acceleration = acceleration or Acceleration.default_for(self.device)
+        self._fast = accelerate(self.sd.unet, self.sd.vae, acceleration, self._adapter_state)
+        if acceleration.needs_warm_up:
+            log.info("Warming up %s (%s): compiling for 512x512, one image; takes a minute or two once.",
+                     self.kind, acceleration)
+            log.info("Warm-up done in %.1f s.", self.warm_up())
+        return self
+
+    def warm_up(self) -> float:
+        """Build the fast paths for the default layout (512x512, one image); returns the seconds it took."""
+        start = time.perf_counter()
+        with warming(self._fast):
+            self.generate(GenerationSettings.create("", None, num_inference_steps=2), face_embeds=self._warm_up_faces())
+        return time.perf_counter() - start
+
+    def _warm_up_faces(self) -> torch.Tensor | None:
+        return None  # this pipeline takes no faces
+
+    def _adapter_state(self) -> tuple:
+        """Where the adapters' request tensors live: a captured UNet graph reads them there."""
+        return tuple((t.data_ptr(), tuple(t.shape)) for adapter in self.adapters.values()
+                     for t in adapter.request_tensors().values())
 
     # ---- generation ----------------------------------------------------------------------------
 
@@ -206,6 +248,8 @@ class FineFacePipeline:
             identity_tokens = self._identity_tokens(face_embeds, count, guided)
             for adapter in self.adapters.values():
                 adapter.begin_request(au_tokens, settings.au_scale, identity_tokens, settings.ip_scale)
+                if any(forward.warming for forward in self._fast):
+                    adapter.pin_request_tensors()  # the graphs captured now will read these tensors
             try:
                 self.sd.scheduler = self.schedulers[settings.scheduler]
                 result = self.sd(
@@ -220,6 +264,10 @@ class FineFacePipeline:
                     generator=[torch.Generator("cpu").manual_seed(settings.seed) for _ in range(count)],
                     callback_on_step_end=_step_reporter(on_step, settings.num_inference_steps),
                 )
+            except torch.OutOfMemoryError:
+                log.warning("out of GPU memory", exc_info=True)
+                torch.cuda.empty_cache()
+                raise GPUMemoryError(GPUMemoryError.MESSAGE) from None
             finally:
                 for adapter in self.adapters.values():
                     adapter.end_request()

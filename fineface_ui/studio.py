@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from .acceleration import Acceleration
 from .faces import FaceEmbedder, FaceEmbeddings
 from .identity_pipeline import FineFaceIdentityPipeline
 from .pipeline import FineFaceOutput, FineFacePipeline, StepCallback
@@ -38,14 +39,19 @@ class Studio:
         self.random_weights = random_weights
 
     @classmethod
-    def from_pretrained(cls, device: str | None = None, **sources: Any) -> "Studio":
-        """Real models from the Hub, the cache or weights/; `sources` override repo ids (see weights.py)."""
+    def from_pretrained(cls, device: str | None = None, acceleration: Acceleration | None = None,
+                        **sources: Any) -> "Studio":
+        """Real models from the Hub, the cache or weights/; `sources` override repo ids (see weights.py).
+
+        `acceleration`: speed options for both pipelines (default: what wins on the device).
+        """
         text_sources = {k: sources[k] for k in ("base_model", "fineface_weights") if k in sources}
         identity_sources = {k.removeprefix("sd15_"): v for k, v in sources.items() if k.startswith("sd15_")}
         identity_sources.update({k: sources[k] for k in ("fineface_weights", "ip_adapter_weights") if k in sources})
         return cls(
-            lambda: FineFacePipeline.from_pretrained(**text_sources, device=device),
-            lambda: FineFaceIdentityPipeline.from_pretrained(**identity_sources, device=device),
+            lambda: FineFacePipeline.from_pretrained(**text_sources, device=device, acceleration=acceleration),
+            lambda: FineFaceIdentityPipeline.from_pretrained(**identity_sources, device=device,
+                                                             acceleration=acceleration),
             lambda: FaceEmbedder(root=sources.get("face_models")),
         )
 
@@ -72,6 +78,10 @@ class Studio:
             if name not in self._loaded:
                 self._loaded[name] = self._loaders[name]()
             return self._loaded[name]
+
+    def is_loaded(self, name: str) -> bool:
+        """Whether "text", "identity" or "faces" is loaded already (loading may take minutes)."""
+        return name in self._loaded
 
     def text_pipeline(self) -> FineFacePipeline:
         return self._get("text")

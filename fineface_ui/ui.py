@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from .aus import ACTION_UNITS, AU_NAMES, TRAINED_RANGE, ActionUnit, au_dict, canonical_name, check_intensity, format_aus
-from .errors import FineFaceError, InvalidInputError, NoFaceError
+from .errors import FineFaceError, GPUMemoryError, InvalidInputError, NoFaceError
 from .faces import DetectedFace, draw_face_box
 from .pipeline import FineFaceOutput
 from .png_info import read_settings, save_png
@@ -38,7 +38,6 @@ GPU = "gpu"  # concurrency id of every event that runs the diffusion models: one
 AU_SLIDER_RANGE = (-5.0, 10.0)
 HISTORY_SIZE = 24
 API_FILE_AGE_S = 600  # API results are fetched by the client right after the call
-OUT_OF_MEMORY = "GPU out of memory: try a smaller image size or fewer sweep frames."
 REGION_TITLES = {"brows": "Brows", "eyes": "Eyes & cheeks", "nose": "Nose", "mouth": "Mouth",
                  "chin": "Chin & jaw", "jaw": "Chin & jaw"}
 OPTION_NAMES = tuple(name for name in GenerationSettings.__dataclass_fields__ if name not in ("prompt", "aus"))
@@ -133,10 +132,10 @@ def readable_errors() -> Iterator[None]:
         raise
     except FineFaceError as error:
         raise gr.Error(str(error), print_exception=False) from None
-    except torch.OutOfMemoryError:
+    except torch.OutOfMemoryError:  # outside a denoising loop (e.g. moving a model to the GPU)
         log.warning("out of GPU memory", exc_info=True)
         torch.cuda.empty_cache()
-        raise gr.Error(OUT_OF_MEMORY, print_exception=False) from None
+        raise gr.Error(GPUMemoryError.MESSAGE, print_exception=False) from None
     except Exception as error:
         log.exception("generation failed")
         raise gr.Error(
@@ -160,6 +159,8 @@ def run_studio(
             raise Stopped
         progress((step, total), desc="Denoising")
 
+    if photos and not studio.is_loaded("identity"):
+        progress(0, desc="Loading the face models (first use: a download and a warm-up of a minute or more)")
     with readable_errors():
         return studio.generate(settings, photos, on_step)
 
