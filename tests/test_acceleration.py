@@ -56,16 +56,22 @@ def compiled_pipe(sd21_files):
                                             acceleration=Acceleration(channels_last=True, compile=True))
 
 
-def test_the_compiled_path_follows_new_aus_without_recompiling(compiled_pipe, sd21_pipe, monkeypatch):
-    graphs_after_warm_up = counters["stats"]["unique_graphs"]
+@pytest.fixture
+def compiled_unet_calls(compiled_pipe, monkeypatch):
+    """Counts the UNet calls that take the compiled path."""
     unet_forward = compiled_pipe.sd.unet.forward
     calls = []
     compiled = unet_forward.fast
     monkeypatch.setattr(unet_forward, "fast", lambda *a, **k: calls.append(1) or compiled(*a, **k))
+    return calls
+
+
+def test_the_compiled_path_follows_new_aus_without_recompiling(compiled_pipe, sd21_pipe, compiled_unet_calls):
+    graphs_after_warm_up = counters["stats"]["unique_graphs"]
     options = {"seed": 3, "num_inference_steps": 3}  # the warmed-up layout: 512x512, one image
     smile = compiled_pipe("a face", {"AU12": 5}, **options).images[0]
     frown = compiled_pipe("a face", {"AU12": -5}, **options).images[0]
-    assert len(calls) == 6  # every denoising step took the compiled path
+    assert len(compiled_unet_calls) == 6  # every denoising step took the compiled path
     assert counters["stats"]["unique_graphs"] == graphs_after_warm_up
     assert not np.array_equal(pixels(smile), pixels(frown))
     for image, aus in ((smile, {"AU12": 5}), (frown, {"AU12": -5})):
@@ -73,14 +79,10 @@ def test_the_compiled_path_follows_new_aus_without_recompiling(compiled_pipe, sd
         assert np.abs(pixels(image) - pixels(eager)).max() <= 2
 
 
-def test_another_size_runs_eagerly_instead_of_compiling(compiled_pipe, sd21_pipe, monkeypatch):
+def test_another_size_runs_eagerly_instead_of_compiling(compiled_pipe, sd21_pipe, compiled_unet_calls):
     graphs_after_warm_up = counters["stats"]["unique_graphs"]
-    unet_forward = compiled_pipe.sd.unet.forward
-    calls = []
-    compiled = unet_forward.fast
-    monkeypatch.setattr(unet_forward, "fast", lambda *a, **k: calls.append(1) or compiled(*a, **k))
     image = compiled_pipe("a face", {"AU6": 3}, seed=4, **FAST).images[0]
-    assert calls == [] and counters["stats"]["unique_graphs"] == graphs_after_warm_up
+    assert compiled_unet_calls == [] and counters["stats"]["unique_graphs"] == graphs_after_warm_up
     eager = sd21_pipe("a face", {"AU6": 3}, seed=4, **FAST).images[0]
     assert np.abs(pixels(image) - pixels(eager)).max() <= 2  # channels-last convolutions round differently
 

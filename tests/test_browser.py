@@ -125,7 +125,7 @@ def test_a_photo_without_a_face_says_so(page, tmp_path):
 
 def test_stop_interrupts_a_long_render_and_the_next_render_follows(page, tmp_path_factory, monkeypatch):
     pipe = random_studio(tmp_path_factory).text_pipeline()
-    runs = []
+    runs, finished = [], []
     generate = pipe.generate
 
     def counting_steps(settings, on_step=None, face_embeds=None):
@@ -135,7 +135,10 @@ def test_stop_interrupts_a_long_render_and_the_next_render_follows(page, tmp_pat
         def step(done, total):
             run["done"] = done
             on_step(done, total)
-        return generate(settings, step, face_embeds)
+        try:
+            return generate(settings, step, face_embeds)
+        finally:
+            finished.append(run)
 
     monkeypatch.setattr(pipe, "generate", counting_steps)
     page.get_by_text("Advanced").click()
@@ -153,9 +156,16 @@ def test_stop_interrupts_a_long_render_and_the_next_render_follows(page, tmp_pat
     else:
         pytest.fail("the 100-step render never started")
     page.get_by_role("button", name="Stop", exact=True).click()
+    long_run = next(run for run in runs if run["steps"] == 100)
+    # A render asked for before the Stop has reached the server would be cancelled with the long one.
+    for _ in range(1200):
+        if long_run in finished:
+            break
+        page.wait_for_timeout(50)
+    else:
+        pytest.fail("Stop did not end the 100-step render")
     steps.fill("2")
     render_and_wait(page, lambda: steps.press("Tab"))
-    long_run = next(run for run in runs if run["steps"] == 100)
     assert 0 < long_run["done"] < 100  # stopped part-way, not waited out
     assert runs[-1] == {"steps": 2, "done": 2}
 
