@@ -8,11 +8,14 @@ The AU branch attends over a single token, so its softmax is exactly 1 and Attn(
 au_to_v(e_AU) for every query: `au_to_k` cannot change the result. The term is therefore a per-layer
 constant, computed once per request in `begin_request` rather than at every step.
 
-A request's terms are written in place into tensors kept per batch shape, so their addresses never
-change: a CUDA graph captured once (see acceleration.py) reads each new request's values.
+For the batch layouts warmed up at load, a request's terms are written in place into tensors pinned
+then, so their addresses never change: a CUDA graph captured once (see acceleration.py) reads each
+new request's values.
 """
 
 from __future__ import annotations
+
+from typing import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -124,6 +127,12 @@ class FineFaceAttnProcessor(nn.Module):
         if attn.residual_connection:
             hidden_states = hidden_states + residual
         return hidden_states / attn.rescale_output_factor
+
+
+def request_addresses(processors: Iterable[FineFaceAttnProcessor]) -> tuple:
+    """Where the running request's tensors live (address and shape): a captured UNet graph reads them there."""
+    return tuple((t.data_ptr(), tuple(t.shape)) for processor in processors
+                 for t in processor.request_tensors().values())
 
 
 def _layout(name: str, tensor: torch.Tensor) -> tuple:

@@ -18,6 +18,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from . import full_size
 from .acceleration import Acceleration, WarmedForward, warming
+from .attention import request_addresses
 from .au_encoder import AUEncoder
 from .bench_table import ALL_ON, row, section, timed_ms
 from .checkpoints import read_state_dict
@@ -41,8 +42,7 @@ def _step_runner(unet: Any, adapters: dict, acceleration: Acceleration) -> Calla
         unet.to(memory_format=torch.channels_last)
     run = lambda: unet(latents, timestep, encoder_hidden_states=text, return_dict=False)  # noqa: E731
     if acceleration.needs_warm_up:
-        forward = WarmedForward(unet, acceleration, lambda: tuple(
-            t.data_ptr() for a in adapters.values() for t in a.request_tensors().values()))
+        forward = WarmedForward(unet, acceleration, lambda: request_addresses(adapters.values()))
         with warming([forward]):
             run()
     return run

@@ -20,6 +20,7 @@ import torch
 
 from . import full_size
 from .acceleration import Acceleration
+from .aus import AU_NAMES
 from .bench_components import step_table, vae_table
 from .bench_table import p50_p90, row, section, timed_ms
 from .errors import GPUMemoryError
@@ -27,11 +28,7 @@ from .errors import GPUMemoryError
 PROMPT = "a close-up of a woman in a park"
 RENDER = {"seed": 7, "num_inference_steps": 25, "height": 512, "width": 512}
 CASES = {"all AUs 0": {}, "AU12=5": {"AU12": 5}, "AU12=-5": {"AU12": -5}, "AU26=15": {"AU26": 15},
-         "all twelve at 10": "all10"}
-
-
-def _aus(case: Any) -> Any:
-    return {name: 10 for name in ("AU1 AU2 AU4 AU5 AU6 AU9 AU12 AU15 AU17 AU20 AU25 AU26".split())} if case == "all10" else case
+         "all twelve at 10": dict.fromkeys(AU_NAMES, 10)}
 
 
 def render_tensors(pipe: Any, aus: Any, **options: Any) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
@@ -69,8 +66,9 @@ def one_step(pipe: Any) -> torch.Tensor:
     generator = torch.Generator().manual_seed(3)
     latents = torch.randn(2, 4, 64, 64, generator=generator).to("cuda", pipe.dtype)
     text = torch.randn(2, 77, pipe.sd.unet.config.cross_attention_dim, generator=generator).to("cuda", pipe.dtype)
+    au_tokens = pipe._au_tokens([{"AU12": 5}], guided=True)
     for adapter in pipe.adapters.values():
-        adapter.begin_request(pipe._au_tokens([{"AU12": 5}], guided=True), 1.0)
+        adapter.begin_request(au_tokens, 1.0)
     noise = pipe.sd.unet(latents, torch.tensor(500, device="cuda"), encoder_hidden_states=text).sample
     return noise.float()
 
@@ -79,7 +77,7 @@ def fp16_against_fp32(build: Callable[[str, torch.dtype], Any], face: torch.Tens
     pipe = build("cuda", torch.float32)
     pipe.bench_face = face
     with full_precision():
-        references = {name: render_tensors(pipe, _aus(case)) for name, case in CASES.items()}
+        references = {name: render_tensors(pipe, case) for name, case in CASES.items()}
         reference_step_output = one_step(pipe)
     pipe.to(torch.device("cuda"), torch.float16)
     step_error = (one_step(pipe) - reference_step_output).norm() / reference_step_output.norm()
@@ -89,7 +87,7 @@ def fp16_against_fp32(build: Callable[[str, torch.dtype], Any], face: torch.Tens
     row("---", "---", "---", "---", "---", "---")
     for name, case in CASES.items():
         start = time.perf_counter()  # the first of these is the first fp16 image after start, eager
-        latents, image, pixels = render_tensors(pipe, _aus(case))
+        latents, image, pixels = render_tensors(pipe, case)
         ref_latents, _, ref_pixels = references[name]
         difference = latents - ref_latents
         row(name, bool(torch.isfinite(latents).all()), bool(torch.isfinite(image).all()),

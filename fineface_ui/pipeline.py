@@ -19,7 +19,7 @@ from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
 from PIL import Image
 
 from .acceleration import Acceleration, WarmedForward, accelerate, warming
-from .attention import FineFaceAttnProcessor, install_processors
+from .attention import FineFaceAttnProcessor, install_processors, request_addresses
 from .au_encoder import AUEncoder
 from .aus import AUValues, au_vector
 from .checkpoints import check_keys, load_checked, read_state_dict
@@ -186,7 +186,8 @@ class FineFacePipeline:
         if self._fast:
             raise RuntimeError("speed options are applied once, when the pipeline is loaded")
         acceleration = acceleration or Acceleration.default_for(self.device)
-        self._fast = accelerate(self.sd.unet, self.sd.vae, acceleration, self._adapter_state)
+        self._fast = accelerate(self.sd.unet, self.sd.vae, acceleration,
+                                lambda: request_addresses(self.adapters.values()))
         if acceleration.needs_warm_up:
             log.info("Warming up %s (%s): compiling for 512x512, one image; takes a minute or two once.",
                      self.kind, acceleration)
@@ -202,11 +203,6 @@ class FineFacePipeline:
 
     def _warm_up_faces(self) -> torch.Tensor | None:
         return None  # this pipeline takes no faces
-
-    def _adapter_state(self) -> tuple:
-        """Where the adapters' request tensors live: a captured UNet graph reads them there."""
-        return tuple((t.data_ptr(), tuple(t.shape)) for adapter in self.adapters.values()
-                     for t in adapter.request_tensors().values())
 
     # ---- generation ----------------------------------------------------------------------------
 
