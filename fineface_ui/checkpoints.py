@@ -16,6 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from .errors import CheckpointError
+from .weights import DOWNLOAD_COMMAND, display_name
 
 Shapes = Mapping[str, tuple[int, ...]]
 
@@ -28,13 +29,18 @@ def read_state_dict(path: Path) -> dict[str, object]:
             return dict(load_file(path, device="cpu"))
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (SafetensorError, pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
-        raise CheckpointError(
-            f"Cannot read {path.name} ({path}): the file is corrupt or truncated ({_first_line(error)}). "
-            "Delete it and download it again with `python -m fineface_ui download`."
-        ) from error
+        raise corrupt_file_error(path, error) from error
     if not isinstance(state, dict):
-        raise CheckpointError(f"{path.name} ({path}) holds a {type(state).__name__}, not a state dict.")
+        raise CheckpointError(f"{display_name(path)} holds a {type(state).__name__}, not a state dict.")
     return state
+
+
+def corrupt_file_error(path: Path, error: BaseException) -> CheckpointError:
+    """A file (or model folder) that exists but cannot be read: truncated by an interrupted download, or damaged."""
+    return CheckpointError(
+        f"Cannot read {display_name(path)}: it is corrupt or truncated ({_first_line(error)}). "
+        f"Fetch it again with `{DOWNLOAD_COMMAND} --force` (or replace the file if it is your own)."
+    )
 
 
 def check_keys(path: Path, state: Mapping[str, object], expected: Shapes) -> None:
@@ -55,7 +61,7 @@ def check_keys(path: Path, state: Mapping[str, object], expected: Shapes) -> Non
         problems.append(f"{len(wrong_shape)} wrong shape(s): {'; '.join(wrong_shape[:3])}")
     if problems:
         raise CheckpointError(
-            f"{Path(path).name} ({path}) does not match the model it is loaded into: {'; '.join(problems)}. "
+            f"{display_name(path)} does not match the model it is loaded into: {'; '.join(problems)}. "
             "Is it the right file for this base model?"
         )
 

@@ -1,47 +1,31 @@
-"""What is installed and where each model file is: `python -m fineface_ui doctor` and `download`."""
+"""What is installed and where each model file is: `fineface-ui doctor` and `fineface-ui download`."""
 
 from __future__ import annotations
 
-from .identity_pipeline import FineFaceIdentityPipeline
-from .pipeline import FineFacePipeline
-from .weights import Weight, hub_reachable, locate, resolve
+from .model_sources import all_weights
+from .weights import display_name, download, hub_reachable, locate, resolve
 
 
-def all_weights() -> list[Weight]:
-    return list(dict.fromkeys(FineFacePipeline.weights_needed() + FineFaceIdentityPipeline.weights_needed()))
+def download_all(force: bool = False) -> None:
+    """Fetch every Hub file both pipelines need (progress bars on the terminal), and the face models.
 
+    `force` fetches again what is already there: the cure for a truncated or corrupt file.
+    """
+    from .faces import download_model_pack
 
-def download_all() -> None:
-    """Fetch every Hub file both pipelines need (progress bars on the terminal), and the face models."""
-    for weight, path in resolve(all_weights()).items():
-        print(f"ok  {weight}: {path}")
-    print(f"ok  InsightFace buffalo_l: {download_face_models()}")
-
-
-def download_face_models():
-    """buffalo_l from InsightFace's GitHub release, with InsightFace's own downloader, into weights/."""
-    from insightface.utils.storage import ensure_available
-
-    from .errors import MissingWeightsError
-    from .faces import PACK_NAME, PACK_URL, find_model_pack
-    from .weights import WEIGHTS_DIR
-
-    root = WEIGHTS_DIR / "insightface"
-    try:
-        ensure_available("models", PACK_NAME, root=str(root))
-    except Exception as error:  # InsightFace's downloader raises whatever its HTTP stack raises
-        raise MissingWeightsError(f"Could not download InsightFace {PACK_NAME} into {root}: {error}. "
-                                  f"Get buffalo_l.zip from {PACK_URL} and unzip it into "
-                                  f"{root / 'models' / PACK_NAME}.") from error
-    return find_model_pack(root)
+    weights = all_weights()
+    found = {weight: download(weight, force=True) for weight in weights} if force else resolve(weights)
+    for weight, path in found.items():
+        print(f"ok  {weight}: {display_name(path)}")
+    print(f"ok  InsightFace buffalo_l: {download_model_pack()}")
 
 
 def report() -> str:
     import onnxruntime
     import torch
 
-    from .faces import find_model_pack
     from .errors import MissingWeightsError
+    from .faces import find_model_pack
     from .versions import library_versions
 
     lines = [f"{name} {version}" for name, version in library_versions().items()]
@@ -55,5 +39,5 @@ def report() -> str:
     try:
         lines.append(f"found   InsightFace buffalo_l: {find_model_pack()}")
     except MissingWeightsError:
-        lines.append("MISSING InsightFace buffalo_l (see `python -m fineface_ui download`)")
+        lines.append("MISSING InsightFace buffalo_l (see `fineface-ui download`)")
     return "\n".join(lines)

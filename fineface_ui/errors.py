@@ -25,3 +25,7 @@ class GPUMemoryError(FineFaceError):
     """The GPU ran out of memory; the request was dropped, its memory freed, and the next one can run."""
 
     MESSAGE = "GPU out of memory: try a smaller image size or fewer images (sweep frames)."
+
+
+class DownloadError(MissingWeightsError):
+    """The Hub refused or failed a download (no such repo, gated, a missing file, a server error, a full disk)."""

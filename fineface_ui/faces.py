@@ -16,15 +16,11 @@ import onnxruntime
 import torch
 from PIL import Image, ImageDraw, ImageOps
 
+from . import weights
 from .errors import CheckpointError, InvalidInputError, MissingWeightsError, NoFaceError
+from .model_sources import DETECTOR_FILE, PACK_NAME, PACK_URL, RECOGNIZER_FILE
 
 Photo = Image.Image | np.ndarray | str | os.PathLike
-
-PACK_NAME = "buffalo_l"
-DETECTOR_FILE = "det_10g.onnx"
-RECOGNIZER_FILE = "w600k_r50.onnx"
-PROJECT_INSIGHTFACE_ROOT = Path(__file__).resolve().parent.parent / "weights" / "insightface"
-PACK_URL = "https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip"
 
 # Beyond this the detector (which works at det_size anyway) gains nothing, while
 # hashing, resizing and alignment of a 50 MP photo would cost memory and time.
@@ -35,10 +31,15 @@ PAD_FRACTION = 0.25
 CACHE_SIZE = 64
 
 
+def download_root() -> Path:
+    """Where `download` unpacks the pack: <weights folder>/insightface/models/buffalo_l."""
+    return weights.WEIGHTS_DIR / "insightface"
+
+
 def default_roots() -> list[Path]:
-    """Folders searched for `models/buffalo_l` when no root is given: the project's, then InsightFace's home."""
+    """Folders searched for `models/buffalo_l` when no root is given: the weights folder's, then InsightFace's home."""
     # insightface 2.1 hard-codes "~/.insightface" and reads no INSIGHTFACE_HOME variable.
-    return [PROJECT_INSIGHTFACE_ROOT, Path("~/.insightface").expanduser()]
+    return [download_root(), Path("~/.insightface").expanduser()]
 
 
 def find_model_pack(root: str | Path | None = None) -> Path:
@@ -51,14 +52,52 @@ def find_model_pack(root: str | Path | None = None) -> Path:
         if not missing:
             return pack.resolve()
         reason = f"missing {', '.join(missing)}" if pack.is_dir() else "no such folder"
-        looked_in.append(f"  - {pack} ({reason})")
+        looked_in.append(f"  - {_shown(candidate)}/models/{PACK_NAME} ({reason})")
     raise MissingWeightsError(
         f"The face model pack '{PACK_NAME}' (InsightFace: {DETECTOR_FILE} and {RECOGNIZER_FILE}) "
         "was not found. Looked in:\n" + "\n".join(looked_in) + "\n"
-        "To get it, run `python -m fineface_ui download`, or download buffalo_l.zip from the "
-        f"InsightFace v0.7 release ({PACK_URL}) and unzip its files into "
-        f"weights/insightface/models/{PACK_NAME}/."
+        f"To get it, run `{weights.DOWNLOAD_COMMAND}`, or download {PACK_URL} and unzip its files into "
+        f"{weights.weights_label()}/insightface/models/{PACK_NAME}/."
     )
+
+
+def _shown(root: Path) -> str:
+    """A search folder as messages name it (no absolute server paths)."""
+    root = Path(root).resolve()
+    if root == download_root().resolve():
+        return f"{weights.weights_label()}/insightface"
+    if root == Path("~/.insightface").expanduser().resolve():
+        return "~/.insightface"
+    return root.name
+
+
+def _pack_shown(pack: Path) -> str:
+    return f"{_shown(pack.parent.parent)}/models/{pack.name}"
+
+
+def ensure_model_pack() -> Path:
+    """The pack where it is, else downloaded (unless the Hub is unreachable: then offline, fail fast)."""
+    try:
+        return find_model_pack()
+    except MissingWeightsError:
+        if not weights.hub_reachable():
+            raise
+    return download_model_pack()
+
+
+def download_model_pack() -> Path:
+    """Fetch buffalo_l with InsightFace's own downloader (which reads PACK_URL) into download_root()."""
+    from insightface.utils.storage import ensure_available
+
+    root = download_root()
+    try:
+        ensure_available("models", PACK_NAME, root=str(root))
+    except Exception as error:  # InsightFace's downloader raises whatever its HTTP stack raises
+        raise MissingWeightsError(
+            f"Could not download the InsightFace pack {PACK_NAME} ({type(error).__name__}). Download {PACK_URL} "
+            f"and unzip its files into {weights.weights_label()}/insightface/models/{PACK_NAME}/."
+        ) from error
+    return find_model_pack(root)
 
 
 def default_providers() -> list[str]:
@@ -226,12 +265,12 @@ class FaceEmbedder:
                     app.prepare(ctx_id=0, det_size=self.det_size)
                 except Exception as exc:  # onnxruntime and insightface fail with many types (even assert) on bad files
                     raise CheckpointError(
-                        f"The face models in {self.model_dir} could not be loaded ({exc}). "
+                        f"The face models in {_pack_shown(self.model_dir)} could not be loaded ({exc}). "
                         "Delete the folder and download buffalo_l again."
                     ) from exc
                 if "recognition" not in app.models:
                     raise CheckpointError(
-                        f"{self.model_dir} has no face recognition model InsightFace can use. "
+                        f"{_pack_shown(self.model_dir)} has no face recognition model InsightFace can use. "
                         "Delete the folder and download buffalo_l again."
                     )
                 self._app = app

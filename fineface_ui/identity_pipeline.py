@@ -18,11 +18,11 @@ from .acceleration import Acceleration
 from .attention import FineFaceAttnProcessor
 from .checkpoints import check_keys, load_checked, read_state_dict
 from .errors import CheckpointError, InvalidInputError
-from .pipeline import FineFacePipeline, default_device_and_dtype, load_base_pipeline
-from .weights import Weight, resolve, source
+from .model_sources import IP_ADAPTER_FILE, identity_weights
+from .pipeline import FineFacePipeline, default_device_and_dtype, load_base_pipeline, load_component, models_loaded
+from .weights import display_name, resolve
 
 FACE_EMBEDDING_DIM = 512  # InsightFace ArcFace (buffalo_l w600k_r50)
-IP_ADAPTER_FILE = "ip-adapter-faceid-portrait-v11_sd15.bin"
 
 
 class IdentityProjection(nn.Module):
@@ -49,10 +49,6 @@ class FineFaceIdentityPipeline(FineFacePipeline):
     """Text + AUs + face on SD 1.5; without a face it is the AU-only SD 1.5 model."""
 
     kind = "sd15-identity"
-    base_env = "FINEFACE_SD15_BASE_MODEL"
-    au_encoder_file = "sd15_au_encoder.ckpt"
-    au_adapter_file = "sd15_attn_processors.ckpt"
-    lora_file = None
 
     def __init__(self, *args: Any, identity_projection: IdentityProjection, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -61,14 +57,6 @@ class FineFaceIdentityPipeline(FineFacePipeline):
     @staticmethod
     def au_hidden_dim(token_dim: int) -> int:
         return token_dim - 12  # the SD 1.5 encoder fills the whole token, no padding
-
-    @classmethod
-    def weights_needed(cls, base_model: str | None = None, fineface_weights: str | None = None,
-                       ip_adapter_weights: str | None = None, vae: str | None = None) -> list[Weight]:
-        return super().weights_needed(base_model, fineface_weights) + [
-            Weight(source("FINEFACE_SD15_VAE", vae)),
-            Weight(source("FINEFACE_IP_ADAPTER", ip_adapter_weights), IP_ADAPTER_FILE),
-        ]
 
     @classmethod
     def from_pretrained(  # type: ignore[override]
@@ -84,28 +72,23 @@ class FineFaceIdentityPipeline(FineFacePipeline):
     ) -> "FineFaceIdentityPipeline":
         """Load base, VAE, the SD 1.5 FineFace files and the IP-Adapter-FaceID portrait file."""
         device, dtype = default_device_and_dtype(device, dtype)
-        sources = {
-            "base_model": source(cls.base_env, base_model),
-            "fineface_weights": source("FINEFACE_WEIGHTS", fineface_weights),
-            "ip_adapter_weights": source("FINEFACE_IP_ADAPTER", ip_adapter_weights),
-            "vae": source("FINEFACE_SD15_VAE", vae),
-        }
-        paths = resolve(cls.weights_needed(**sources), allow_download)
-        sd = load_base_pipeline(paths[Weight(sources["base_model"])], dtype,
-                                vae=AutoencoderKL.from_pretrained(paths[Weight(sources["vae"])], dtype=dtype))
-        ip_path = paths[Weight(sources["ip_adapter_weights"], IP_ADAPTER_FILE)]
+        needed = identity_weights(base_model, fineface_weights, ip_adapter_weights, vae)
+        paths = resolve(needed.values(), allow_download)
+        sd = load_base_pipeline(paths[needed["base_model"]], dtype,
+                                vae=load_component(AutoencoderKL, paths[needed["vae"]], dtype))
+        ip_path = paths[needed["ip_adapter"]]
         ip_state = read_state_dict(ip_path)
         if set(ip_state) != {"image_proj", "ip_adapter"}:
-            raise CheckpointError(f"{ip_path.name} ({ip_path}) should hold 'image_proj' and 'ip_adapter', "
+            raise CheckpointError(f"{display_name(ip_path)} should hold 'image_proj' and 'ip_adapter', "
                                   f"found {sorted(ip_state)}.")
         token_dim = sd.unet.config.cross_attention_dim
         au_encoder, adapters = cls._attach_au_adapter(
-            sd, paths[Weight(sources["fineface_weights"], cls.au_encoder_file)],
-            paths[Weight(sources["fineface_weights"], cls.au_adapter_file)], identity_dim=token_dim,
+            sd, paths[needed["au_encoder"]], paths[needed["au_adapter"]], identity_dim=token_dim,
         )
         projection = _load_identity_projection(ip_path, ip_state["image_proj"], token_dim)
         _load_identity_layers(ip_path, ip_state["ip_adapter"], list(sd.unet.attn_processors), adapters)
-        pipe = cls(sd, au_encoder, adapters, sources, lora=None, identity_projection=projection)
+        pipe = cls(sd, au_encoder, adapters, models_loaded(needed, paths), lora=None,
+                   identity_projection=projection)
         return pipe.to(device, dtype).accelerate(acceleration)
 
     def to(self, device: torch.device, dtype: torch.dtype) -> "FineFaceIdentityPipeline":
@@ -139,7 +122,7 @@ class FineFaceIdentityPipeline(FineFacePipeline):
 def _load_identity_projection(path: Path, state: dict, token_dim: int) -> IdentityProjection:
     out_features = state.get("proj.2.weight")
     if not isinstance(out_features, torch.Tensor) or out_features.shape[0] % token_dim:
-        raise CheckpointError(f"{path.name} ({path}): image_proj has no proj.2.weight of a multiple of {token_dim} rows.")
+        raise CheckpointError(f"{display_name(path)}: image_proj has no proj.2.weight of a multiple of {token_dim} rows.")
     projection = IdentityProjection(token_dim, out_features.shape[0] // token_dim)
     load_checked(projection, path, state)
     return projection

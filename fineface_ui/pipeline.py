@@ -17,17 +17,19 @@ from typing import Any, Callable, Sequence
 import torch
 from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
 from PIL import Image
+from safetensors import SafetensorError
 
 from .acceleration import Acceleration, WarmedForward, accelerate, warming
 from .attention import FineFaceAttnProcessor, install_processors, request_addresses
 from .au_encoder import AUEncoder
 from .aus import AUValues, au_vector
-from .checkpoints import check_keys, load_checked, read_state_dict
+from .checkpoints import check_keys, corrupt_file_error, load_checked, read_state_dict
 from .errors import GPUMemoryError, InvalidInputError
 from .lora import TRAINED_LORA_SCALE, FusedLora
 from .settings import GenerationSettings
 from .versions import library_versions
-from .weights import Weight, resolve, source
+from .model_sources import Weight, text_weights
+from .weights import provenance, resolve
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +55,23 @@ def default_device_and_dtype(device: str | torch.device | None, dtype: torch.dty
     return device, dtype
 
 
+def models_loaded(needed: dict[str, Weight], paths: dict[Weight, Path]) -> dict[str, dict[str, str]]:
+    """Repo id and revision per model variable, for the metadata that reproduces an image."""
+    return {weight.variable: provenance(weight, paths[weight]) for weight in needed.values() if weight.variable}
+
+
+def load_component(loader: Any, folder: Path, dtype: torch.dtype, **options: Any) -> Any:
+    """`loader.from_pretrained(folder)`, a corrupt or truncated file in it reported as a CheckpointError."""
+    try:
+        return loader.from_pretrained(folder, dtype=dtype, **options)
+    except (OSError, SafetensorError) as error:  # the folder is complete (weights.py checked): a damaged file
+        raise corrupt_file_error(folder, error) from error
+
+
 def load_base_pipeline(folder: Path, dtype: torch.dtype, **components: Any) -> StableDiffusionPipeline:
     """The diffusers pipeline from a local folder; FineFace needs no safety checker or image encoder."""
-    sd = StableDiffusionPipeline.from_pretrained(
-        folder, dtype=dtype, safety_checker=None, feature_extractor=None, requires_safety_checker=False, **components
-    )
+    sd = load_component(StableDiffusionPipeline, folder, dtype, safety_checker=None, feature_extractor=None,
+                        requires_safety_checker=False, **components)
     sd.set_progress_bar_config(disable=True)  # progress goes through on_step instead
     return sd
 
@@ -74,10 +88,6 @@ class FineFacePipeline:
     """Text + AUs on Stable Diffusion 2.1-base. Call it like a diffusers pipeline."""
 
     kind = "sd21"
-    base_env = "FINEFACE_BASE_MODEL"
-    au_encoder_file = "au_encoder.ckpt"
-    au_adapter_file = "attn_processors.ckpt"
-    lora_file = "pytorch_lora_weights.safetensors"
 
     @staticmethod
     def au_hidden_dim(token_dim: int) -> int:
@@ -88,13 +98,13 @@ class FineFacePipeline:
         sd: StableDiffusionPipeline,
         au_encoder: AUEncoder,
         adapters: dict[str, FineFaceAttnProcessor],
-        sources: dict[str, str],
+        models: dict[str, dict[str, str]],
         lora: FusedLora | None,
     ) -> None:
         self.sd = sd
         self.au_encoder = au_encoder
         self.adapters = adapters
-        self.sources = sources
+        self.models = models  # per model variable: the repo id and revision it was loaded from
         self.lora = lora  # None: this pipeline has no LoRA
         self.schedulers = build_schedulers(sd.scheduler)
         self._prompt_cache: OrderedDict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
@@ -113,13 +123,6 @@ class FineFacePipeline:
     # ---- loading -------------------------------------------------------------------------------
 
     @classmethod
-    def weights_needed(cls, base_model: str | None = None, fineface_weights: str | None = None) -> list[Weight]:
-        base = source(cls.base_env, base_model)
-        fineface = source("FINEFACE_WEIGHTS", fineface_weights)
-        files = [cls.au_encoder_file, cls.au_adapter_file] + ([cls.lora_file] if cls.lora_file else [])
-        return [Weight(base)] + [Weight(fineface, name) for name in files]
-
-    @classmethod
     def from_pretrained(
         cls,
         base_model: str | Path | None = None,
@@ -136,14 +139,12 @@ class FineFacePipeline:
         includes a warm-up compile of a minute or two, done here rather than in the first request.
         """
         device, dtype = default_device_and_dtype(device, dtype)
-        base = source(cls.base_env, base_model)
-        fineface = source("FINEFACE_WEIGHTS", fineface_weights)
-        paths = resolve(cls.weights_needed(base, fineface), allow_download)
-        sd = load_base_pipeline(paths[Weight(base)], dtype)
-        au_encoder, adapters = cls._attach_au_adapter(sd, paths[Weight(fineface, cls.au_encoder_file)],
-                                                      paths[Weight(fineface, cls.au_adapter_file)])
-        lora = FusedLora(sd.unet, paths[Weight(fineface, cls.lora_file)], lora_scale)
-        pipe = cls(sd, au_encoder, adapters, {"base_model": base, "fineface_weights": fineface}, lora)
+        needed = text_weights(base_model, fineface_weights)
+        paths = resolve(needed.values(), allow_download)
+        sd = load_base_pipeline(paths[needed["base_model"]], dtype)
+        au_encoder, adapters = cls._attach_au_adapter(sd, paths[needed["au_encoder"]], paths[needed["au_adapter"]])
+        lora = FusedLora(sd.unet, paths[needed["lora"]], lora_scale)
+        pipe = cls(sd, au_encoder, adapters, models_loaded(needed, paths), lora)
         return pipe.to(device, dtype).accelerate(acceleration)
 
     @classmethod
@@ -298,7 +299,7 @@ class FineFacePipeline:
             **settings.as_dict(),
             "lora_scale": self.lora.scale if self.lora is not None else None,  # the strength actually fused
             "pipeline": self.kind,
-            **self.sources,
+            "models": self.models,
             "device": str(self.device),
             "dtype": str(self.dtype).removeprefix("torch."),
             "versions": library_versions(),

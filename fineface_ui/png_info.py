@@ -25,7 +25,8 @@ def a1111_parameters(metadata: dict[str, Any]) -> str:
         "CFG scale": metadata["guidance_scale"],
         "Seed": metadata["seed"],
         "Size": f"{metadata['width']}x{metadata['height']}",
-        "Model": metadata.get("base_model", ""),
+        "Model": next((model["repo"] for variable, model in metadata.get("models", {}).items()
+                       if variable.endswith("BASE_MODEL")), ""),
         # Quoted, because A1111's reader splits unquoted values at commas.
         "AUs": json.dumps(format_aus(metadata["aus"][0])),
         "AU scale": metadata["au_scale"],

@@ -1,57 +1,27 @@
-"""Where model files come from: the local weights/ folder, the Hugging Face cache, or the Hub.
+"""Where model files come from: the local weights folder, the Hugging Face cache, or the Hub.
 
 Every file is looked for in that order. Nothing is downloaded when the Hub cannot be reached:
 instead one MissingWeightsError lists every missing file, where it was looked for, and how to get it.
+A download that fails on the Hub's side (no such repo, gated, a missing file, a server error, a full
+disk) ends in a DownloadError that says which and what to do. No message names a server path:
+files are named by repo id, or relative to the weights folder.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 from urllib.parse import urlparse
 
-from .errors import MissingWeightsError
+from .errors import DownloadError, MissingWeightsError
+from .model_sources import DIFFUSERS_PATTERNS, Weight
 
-WEIGHTS_DIR = Path(os.environ.get("FINEFACE_WEIGHTS_DIR", Path(__file__).resolve().parent.parent / "weights"))
-
-# Each model source can be pointed at a mirror or a fork, by argument or by environment variable.
-DEFAULT_SOURCES = {
-    "FINEFACE_BASE_MODEL": "stabilityai/stable-diffusion-2-1-base",
-    "FINEFACE_WEIGHTS": "Tvaranka/fineface",
-    "FINEFACE_SD15_BASE_MODEL": "SG161222/Realistic_Vision_V4.0_noVAE",
-    "FINEFACE_SD15_VAE": "stabilityai/sd-vae-ft-mse",
-    "FINEFACE_IP_ADAPTER": "h94/IP-Adapter-FaceID",
-}
-
-# Only what FineFace loads from a diffusers repo: no safety checker, no fp16/.bin/.ckpt duplicates.
-# The root-level pair is for VAE-only repos such as sd-vae-ft-mse.
-DIFFUSERS_PATTERNS = [
-    "model_index.json", "config.json", "diffusion_pytorch_model.safetensors", "scheduler/*", "tokenizer/*",
-    "text_encoder/config.json", "text_encoder/model.safetensors",
-    "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
-    "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
-]
-
-
-def source(env_var: str, override: str | os.PathLike | None = None) -> str:
-    """The repo id or folder for one model: the argument, else the environment variable, else the default."""
-    if override is not None:
-        return str(override)
-    return os.environ.get(env_var, DEFAULT_SOURCES[env_var])
-
-
-@dataclass(frozen=True)
-class Weight:
-    """One file of a Hub repo or local folder; filename None means the whole diffusers-layout folder."""
-
-    repo: str
-    filename: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.filename} from {self.repo}" if self.filename else f"the model {self.repo} (diffusers layout)"
+# Relative on purpose: the folder the app is started from, as the README says.
+WEIGHTS_DIR = Path(os.environ.get("FINEFACE_WEIGHTS_DIR", "weights"))
+DOWNLOAD_COMMAND = "fineface-ui download"
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
@@ -76,22 +46,56 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def _local_folder(repo: str) -> Path | None:
-    """A folder given directly, or weights/<repo id>; None when the repo is only on the Hub."""
+    """A folder given directly, or <weights folder>/<repo id>; None when the repo is only on the Hub."""
     for folder in (Path(repo).expanduser(), WEIGHTS_DIR / repo):
         if folder.is_dir():
             return folder
     return None
 
 
-def _places(weight: Weight) -> list[str]:
-    from huggingface_hub import constants
+def _cache_parts(path: Path) -> tuple[str, str, tuple[str, ...]] | None:
+    """(repo id, commit, path inside the repo) for a file or folder in the Hugging Face cache."""
+    parts = Path(path).parts
+    repo_parts = [part for part in parts if part.startswith("models--")]
+    if not repo_parts or "snapshots" not in parts or len(parts) <= parts.index("snapshots") + 1:
+        return None
+    at = parts.index("snapshots")
+    return repo_parts[-1].removeprefix("models--").replace("--", "/"), parts[at + 1], parts[at + 2:]
 
+
+def weights_label() -> str:
+    """The weights folder as messages name it: never an absolute server path."""
+    return "weights" if WEIGHTS_DIR == Path("weights") else "$FINEFACE_WEIGHTS_DIR"
+
+
+def display_name(path: Path) -> str:
+    """A file as a user may see it: repo id and file for the Hub cache, relative for the weights folder."""
+    path = Path(path)
+    cached = _cache_parts(path)
+    if cached is not None:
+        return "/".join([cached[0], *cached[2]])
+    if path.resolve().is_relative_to(WEIGHTS_DIR.resolve()):
+        return str(Path(weights_label()) / path.resolve().relative_to(WEIGHTS_DIR.resolve()))
+    return path.name if path.is_dir() else f"{path.parent.name}/{path.name}"
+
+
+def provenance(weight: Weight, path: Path) -> dict[str, str]:
+    """The repo id and revision a loaded weight came from ("local" for a folder outside the Hub cache)."""
+    cached = _cache_parts(path)
+    if cached is not None:
+        return {"repo": cached[0], "revision": cached[1]}
+    given = Path(weight.repo).expanduser()
+    return {"repo": given.name if given.is_dir() else weight.repo, "revision": "local"}
+
+
+def _places(weight: Weight) -> str:
     folder = _local_folder(weight.repo)
     if folder is not None:
+        shown = display_name(folder)
         if weight.filename is None and missing_model_files(folder):
-            return [f"{folder}, which lacks {', '.join(missing_model_files(folder))}"]
-        return [str(folder)]
-    return [str(WEIGHTS_DIR / weight.repo), f"the Hugging Face cache ({constants.HF_HUB_CACHE})"]
+            return f"{shown}, which lacks {', '.join(missing_model_files(folder))}"
+        return shown
+    return f"{weights_label()}/{weight.repo}; the Hugging Face cache"
 
 
 def missing_model_files(folder: Path) -> list[str]:
@@ -126,13 +130,63 @@ def locate(weight: Weight) -> Path | None:
     return found
 
 
-def download(weight: Weight) -> Path:
-    """Fetch one weight from the Hub into its cache (tqdm progress bars, which Gradio can follow)."""
+def download(weight: Weight, force: bool = False) -> Path:
+    """Fetch one weight from the Hub into its cache, with huggingface_hub's progress bars."""
     from huggingface_hub import hf_hub_download, snapshot_download
 
-    if weight.filename is None:
-        return Path(snapshot_download(weight.repo, allow_patterns=DIFFUSERS_PATTERNS))
-    return Path(hf_hub_download(weight.repo, weight.filename))
+    try:
+        if weight.filename is None:
+            return Path(snapshot_download(weight.repo, allow_patterns=DIFFUSERS_PATTERNS, force_download=force))
+        return Path(hf_hub_download(weight.repo, weight.filename, force_download=force))
+    except Exception as error:
+        failure = download_failure(weight, error)
+        if failure is None:
+            raise
+        raise failure from None
+
+
+def download_failure(weight: Weight, error: Exception) -> DownloadError | None:
+    """The user's version of a failed download; None for errors that are bugs, not Hub trouble."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError,
+                                        RemoteEntryNotFoundError, RepositoryNotFoundError)
+
+    page = f"{constants.ENDPOINT}/{weight.repo}"
+    elsewhere = f" Set {weight.variable} to a repo id or local folder that has it." if weight.variable else ""
+    if isinstance(error, GatedRepoError):
+        return DownloadError(
+            f"{weight.repo} is gated: accept its licence on {page} while logged in, then log in here with "
+            "`hf auth login` or set HF_TOKEN to an access token."
+        )
+    if isinstance(error, RepositoryNotFoundError):
+        return DownloadError(
+            f"The repository {weight.repo} was not found on the Hub ({constants.ENDPOINT}); it may have been "
+            f"deleted or renamed, or be private (then log in with `hf auth login` or set HF_TOKEN).{elsewhere}"
+        )
+    if isinstance(error, RemoteEntryNotFoundError):
+        return DownloadError(f"The repository {weight.repo} has no file {weight.filename}.{elsewhere}")
+    if isinstance(error, (HfHubHTTPError, LocalEntryNotFoundError)) or _is_network_error(error):
+        # A persistent 5xx reaches us as LocalEntryNotFoundError caused by the HTTP error.
+        status = next((getattr(e.response, "status_code", None) for e in (error, error.__cause__)
+                       if isinstance(e, HfHubHTTPError) and e.response is not None), None)
+        reason = f"answered HTTP {status}" if status else "could not be reached"
+        return DownloadError(
+            f"Downloading {weight} failed: the Hugging Face Hub ({constants.ENDPOINT}) {reason}. This is "
+            f"usually temporary: try again in a few minutes (`{DOWNLOAD_COMMAND}` fetches everything ahead of time)."
+        )
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT):
+        problem = "is full" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "is not writable"
+        return DownloadError(
+            f"Downloading {weight} failed: the Hugging Face cache folder ({constants.HF_HUB_CACHE}) {problem}. "
+            "Free some space there, or point HF_HOME at a folder with room for about 10 GB."
+        )
+    return None
+
+
+def _is_network_error(error: Exception) -> bool:
+    import httpx
+
+    return isinstance(error, (httpx.TransportError, ConnectionError, TimeoutError))
 
 
 def resolve(weights: Iterable[Weight], allow_download: bool = True) -> dict[Weight, Path]:
@@ -152,11 +206,11 @@ def resolve(weights: Iterable[Weight], allow_download: bool = True) -> dict[Weig
 
 def missing_message(absent: list[Weight], hub_tried: bool) -> str:
     lines = ["Model weights are missing:"]
-    lines += [f"  - {weight} (looked in: {'; '.join(_places(weight))})" for weight in absent]
+    lines += [f"  - {weight} (looked in: {_places(weight)})" for weight in absent]
     if hub_tried:
         lines.append("The Hugging Face Hub could not be reached (or HF_HUB_OFFLINE=1), so nothing was downloaded.")
     lines.append(
-        "Run `python -m fineface_ui download` on a machine with internet access, or put the files in "
-        f"{WEIGHTS_DIR}/<repo id>/ (for example weights/Tvaranka/fineface/au_encoder.ckpt)."
+        f"Run `{DOWNLOAD_COMMAND}` on a machine with internet access, or put the files in "
+        f"{weights_label()}/<repo id>/ (for example {weights_label()}/Tvaranka/fineface/au_encoder.ckpt)."
     )
     return "\n".join(lines)

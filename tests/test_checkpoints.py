@@ -64,7 +64,7 @@ def test_a_wrong_shape_fails_loudly(sd21_files, fineface_copy):
 def test_a_truncated_file_says_it_is_corrupt_and_how_to_fix_it(sd21_files, fineface_copy, name):
     path = fineface_copy / name
     path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(CheckpointError, match=rf"Cannot read {name}.*corrupt or truncated.*download"):
+    with pytest.raises(CheckpointError, match=rf"Cannot read fineface/{name}: .*corrupt or truncated.*`fineface-ui download --force`"):
         load(sd21_files, fineface_copy)
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from fineface_ui import faces
+from fineface_ui import faces, model_sources, weights
 from fineface_ui.errors import CheckpointError, InvalidInputError, MissingWeightsError, NoFaceError
 from fineface_ui.faces import FaceEmbedder, draw_face_box, load_rgb
 
@@ -341,17 +341,24 @@ def test_draw_face_box_outlines_the_used_face_on_a_copy(embedder):
 
 
 def test_a_missing_pack_names_every_folder_looked_in_and_how_to_get_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(faces, "PROJECT_INSIGHTFACE_ROOT", tmp_path / "project")
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", Path("weights"))
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
     with pytest.raises(MissingWeightsError) as error:  # `offline` fails the test on any download try
         FaceEmbedder().embed(photo(ONE_FACE))
 
     message = str(error.value)
-    assert str(tmp_path / "project" / "models" / "buffalo_l") in message
-    assert str(tmp_path / "home" / ".insightface" / "models" / "buffalo_l") in message
-    assert "buffalo_l.zip" in message and "v0.7" in message
-    assert "python -m fineface_ui download" in message
+    assert "weights/insightface/models/buffalo_l (no such folder)" in message
+    assert "~/.insightface/models/buffalo_l (no such folder)" in message
+    assert model_sources.PACK_URL in message and "fineface-ui download" in message
+    assert str(tmp_path) not in message  # no server paths
+
+
+def test_download_fetches_the_pack_from_the_url_the_messages_name():
+    from insightface.utils import storage
+
+    assert storage.model_zoo_download_url("buffalo_l.zip") == model_sources.PACK_URL
 
 
 def test_a_pack_missing_the_recognizer_says_which_file_is_missing(pack_root, tmp_path):

@@ -1,5 +1,7 @@
 """End-to-end behaviour of the text + AU pipeline on tiny random weights loaded from disk."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -70,7 +72,11 @@ def test_metadata_reproduces_the_image(sd21_pipe):
 
     out = sd21_pipe("a face", {"AU1": 2, "AU2": 2}, seed=11, negative_prompt="blurry", guidance_scale=5, **FAST)
     meta = out.metadata
-    assert meta["base_model"].endswith("sd21-base") and meta["pipeline"] == "sd21"
+    assert meta["pipeline"] == "sd21"
+    # Local folders (the tiny models): their names and "local", never the server's paths.
+    assert meta["models"] == {"FINEFACE_BASE_MODEL": {"repo": "sd21-base", "revision": "local"},
+                              "FINEFACE_WEIGHTS": {"repo": "fineface", "revision": "local"}}
+    assert "/tmp" not in json.dumps(meta)
     assert {"torch", "diffusers", "transformers", "peft"} <= set(meta["versions"])
     again = sd21_pipe.generate(GenerationSettings.from_metadata(meta)).images[0]
     assert np.array_equal(pixels(again), pixels(out.images[0]))

