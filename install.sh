@@ -9,6 +9,8 @@ requirements=requirements.txt
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -r "$requirements"
+# The project itself, editable: `fineface-ui` and `import fineface_ui` then work from any folder.
+.venv/bin/python -m pip install --quiet --no-deps -e .
 if [ "$(uname -s)-$(uname -m)" = "Linux-x86_64" ] && command -v nvidia-smi >/dev/null 2>&1; then
   # Uninstall first: both wheels own the same onnxruntime/ folder.
   .venv/bin/python -m pip uninstall --quiet --yes onnxruntime

@@ -1,16 +1,35 @@
-"""FineFace UI: fine-grained facial expression control (FACS Action Units) for Stable Diffusion."""
+"""FineFace UI: fine-grained facial expression control (FACS Action Units) for Stable Diffusion.
 
-from .aus import ACTION_UNITS, AU_NAMES, au_dict, au_vector
-from .errors import CheckpointError, FineFaceError, InvalidInputError, MissingWeightsError, NoFaceError
-from .faces import FaceEmbedder, FaceEmbeddings
-from .identity_pipeline import FineFaceIdentityPipeline
-from .pipeline import FineFaceOutput, FineFacePipeline
-from .settings import GenerationSettings
+The names below load on first use, so `import fineface_ui` (and every `--help`) stays quick and
+imports no torch, diffusers, gradio or ONNX Runtime until a model is actually needed.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
 from .versions import APP_VERSION as __version__
 
-__all__ = [
-    "ACTION_UNITS", "AU_NAMES", "au_dict", "au_vector",
-    "FineFaceError", "InvalidInputError", "NoFaceError", "MissingWeightsError", "CheckpointError",
-    "FineFacePipeline", "FineFaceIdentityPipeline", "FineFaceOutput", "GenerationSettings",
-    "FaceEmbedder", "FaceEmbeddings",
-]
+_EXPORTS = {
+    "ACTION_UNITS": "aus", "AU_NAMES": "aus", "au_dict": "aus", "au_vector": "aus",
+    "FineFaceError": "errors", "InvalidInputError": "errors", "NoFaceError": "errors",
+    "MissingWeightsError": "errors", "DownloadError": "errors", "CheckpointError": "errors",
+    "GPUMemoryError": "errors",
+    "FineFacePipeline": "pipeline", "FineFaceOutput": "pipeline",
+    "FineFaceIdentityPipeline": "identity_pipeline",
+    "GenerationSettings": "settings",
+    "FaceEmbedder": "faces", "FaceEmbeddings": "faces",
+    "Studio": "studio",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'fineface_ui' has no attribute {name!r}")
+    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

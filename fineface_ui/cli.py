@@ -1,4 +1,7 @@
-"""Command line: `python -m fineface_ui generate|download|doctor`."""
+"""Command line: `fineface-ui generate|download|doctor|serve` (or `python -m fineface_ui ...`).
+
+Only the chosen command imports what it needs, so `--help` answers at once.
+"""
 
 from __future__ import annotations
 
@@ -36,11 +39,16 @@ def _generate_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m fineface_ui", description=__doc__)
+    from .web_app import add_arguments
+
+    parser = argparse.ArgumentParser(prog="fineface-ui", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     _generate_parser(commands)
-    commands.add_parser("download", help="fetch every model file into the Hugging Face cache ahead of time")
+    download = commands.add_parser("download", help="fetch every model file into the Hugging Face cache ahead of time")
+    download.add_argument("--force", action="store_true",
+                          help="fetch again what is already there (repairs a truncated or corrupt file)")
     commands.add_parser("doctor", help="print torch/CUDA, ONNX Runtime providers and where each weight file is")
+    add_arguments(commands.add_parser("serve", help="start the web app (the same options as app.py)"))
     return parser
 
 
@@ -80,13 +88,17 @@ def generate(args: argparse.Namespace) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        from .web_app import serve
+
+        return serve(args)
     try:
         if args.command == "generate":
             print(f"wrote {generate(args)}")
         elif args.command == "download":
             from .doctor import download_all
 
-            download_all()
+            download_all(force=args.force)
         else:
             from .doctor import report
 

@@ -25,25 +25,23 @@ SD21_FINEFACE_FILES = {"au_encoder": "au_encoder.ckpt", "au_adapter": "attn_proc
 SD15_FINEFACE_FILES = {"au_encoder": "sd15_au_encoder.ckpt", "au_adapter": "sd15_attn_processors.ckpt"}
 IP_ADAPTER_FILE = "ip-adapter-faceid-portrait-v11_sd15.bin"
 
-# What FineFace loads from a diffusers repo: no safety checker, no fp16/.bin/.ckpt duplicates. The
-# root-level pair is for VAE-only repos such as sd-vae-ft-mse. Globs, because a tokenizer may be saved
-# as tokenizer.json or as vocab.json + merges.txt.
-DIFFUSERS_PATTERNS = [
-    "model_index.json", "config.json", "diffusion_pytorch_model.safetensors", "scheduler/*", "tokenizer/*",
-    "text_encoder/config.json", "text_encoder/model.safetensors",
-    "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
-    "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
-]
-# The same files by name, as the SD 1.x/2.x repos on the Hub hold them (a Space preloads names, not globs).
-PIPELINE_FILES = [
-    "model_index.json", "scheduler/scheduler_config.json",
-    "text_encoder/config.json", "text_encoder/model.safetensors",
-    "tokenizer/merges.txt", "tokenizer/special_tokens_map.json", "tokenizer/tokenizer_config.json",
-    "tokenizer/vocab.json",
-    "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
-    "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
-]
+# The files FineFace loads from each component folder of a diffusers repo, by name as the SD 1.x/2.x
+# repos on the Hub hold them: no safety checker, no fp16/.bin/.ckpt duplicates.
+COMPONENT_FILES = {
+    "scheduler": ["scheduler/scheduler_config.json"],
+    "text_encoder": ["text_encoder/config.json", "text_encoder/model.safetensors"],
+    "tokenizer": ["tokenizer/merges.txt", "tokenizer/special_tokens_map.json", "tokenizer/tokenizer_config.json",
+                  "tokenizer/vocab.json"],
+    "unet": ["unet/config.json", "unet/diffusion_pytorch_model.safetensors"],
+    "vae": ["vae/config.json", "vae/diffusion_pytorch_model.safetensors"],
+}
+# A tokenizer may also be saved as tokenizer.json alone, so downloads match its folder by glob.
+COMPONENT_PATTERNS = {**COMPONENT_FILES, "tokenizer": ["tokenizer/*"]}
+# A VAE-only repo (sd-vae-ft-mse) keeps its files at the root.
 VAE_FILES = ["config.json", "diffusion_pytorch_model.safetensors"]
+SD_COMPONENTS = ("scheduler", "text_encoder", "tokenizer", "unet", "vae")
+# The face pipeline takes its VAE from FINEFACE_SD15_VAE, so the base repo's own VAE is never loaded.
+SD15_COMPONENTS = ("scheduler", "text_encoder", "tokenizer", "unet")
 
 # InsightFace's buffalo_l pack (not on the Hub): the URL insightface's own downloader uses.
 PACK_NAME = "buffalo_l"
@@ -54,14 +52,25 @@ RECOGNIZER_FILE = "w600k_r50.onnx"
 
 @dataclass(frozen=True)
 class Weight:
-    """One file of a Hub repo or local folder; filename None means the whole diffusers-layout folder.
+    """One file of a Hub repo or local folder, or (filename None) a diffusers-layout folder.
 
     `variable` is the environment variable that points this model elsewhere (named in error messages).
+    `components` are the folders of a pipeline repo that get loaded; none means a VAE-only repo.
     """
 
     repo: str
     filename: str | None = None
     variable: str | None = None
+    components: tuple[str, ...] = ()
+
+    def files(self, patterns: bool = False) -> list[str]:
+        """What to fetch of this weight: exact names, or (`patterns`) the globs a download matches."""
+        if self.filename is not None:
+            return [self.filename]
+        if not self.components:
+            return VAE_FILES
+        table = COMPONENT_PATTERNS if patterns else COMPONENT_FILES
+        return ["model_index.json", *(name for component in self.components for name in table[component])]
 
     def __str__(self) -> str:
         return f"{self.filename} from {self.repo}" if self.filename else f"the model {self.repo} (diffusers layout)"
@@ -79,7 +88,8 @@ def text_weights(base_model: str | os.PathLike | None = None,
     """What the text + AUs pipeline (SD 2.1-base) loads, by role."""
     fineface = repo_for("FINEFACE_WEIGHTS", fineface_weights)
     return {
-        "base_model": Weight(repo_for("FINEFACE_BASE_MODEL", base_model), variable="FINEFACE_BASE_MODEL"),
+        "base_model": Weight(repo_for("FINEFACE_BASE_MODEL", base_model), variable="FINEFACE_BASE_MODEL",
+                             components=SD_COMPONENTS),
         **{role: Weight(fineface, name, "FINEFACE_WEIGHTS") for role, name in SD21_FINEFACE_FILES.items()},
     }
 
@@ -91,7 +101,8 @@ def identity_weights(base_model: str | os.PathLike | None = None,
     """What the text + face + AUs pipeline (SD 1.5 + IP-Adapter-FaceID) loads, by role."""
     fineface = repo_for("FINEFACE_WEIGHTS", fineface_weights)
     return {
-        "base_model": Weight(repo_for("FINEFACE_SD15_BASE_MODEL", base_model), variable="FINEFACE_SD15_BASE_MODEL"),
+        "base_model": Weight(repo_for("FINEFACE_SD15_BASE_MODEL", base_model), variable="FINEFACE_SD15_BASE_MODEL",
+                             components=SD15_COMPONENTS),
         "vae": Weight(repo_for("FINEFACE_SD15_VAE", vae), variable="FINEFACE_SD15_VAE"),
         **{role: Weight(fineface, name, "FINEFACE_WEIGHTS") for role, name in SD15_FINEFACE_FILES.items()},
         "ip_adapter": Weight(repo_for("FINEFACE_IP_ADAPTER", ip_adapter_weights), IP_ADAPTER_FILE,
@@ -108,9 +119,5 @@ def space_preload() -> list[str]:
     """The `preload_from_hub` entries of a Space: each default repo with exactly the files the app loads."""
     files: dict[str, list[str]] = {}
     for weight in all_weights():
-        if weight.filename is not None:
-            names = [weight.filename]
-        else:
-            names = VAE_FILES if weight.variable == "FINEFACE_SD15_VAE" else PIPELINE_FILES
-        files.setdefault(weight.repo, []).extend(names)
+        files.setdefault(weight.repo, []).extend(weight.files())
     return [f"{repo} {','.join(names)}" for repo, names in files.items()]

@@ -1,7 +1,8 @@
 """Studio: the one entry point the UI and the CLI use.
 
 Without a face it runs FineFacePipeline (SD 2.1-base); with face photos it embeds them and runs
-FineFaceIdentityPipeline (SD 1.5). Each model loads the first time it is needed and then stays.
+FineFaceIdentityPipeline (SD 1.5). Each model loads the first time it is needed and then stays;
+a server can also load one in the background (`start_loading`) so that no request waits on it.
 """
 
 from __future__ import annotations
@@ -12,10 +13,17 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .acceleration import Acceleration
-from .faces import FaceEmbedder, FaceEmbeddings
+from .faces import FaceEmbedder, FaceEmbeddings, ensure_model_pack
 from .identity_pipeline import FineFaceIdentityPipeline
 from .pipeline import FineFaceOutput, FineFacePipeline, StepCallback
 from .settings import GenerationSettings
+
+
+_open_studios: dict[int, "Studio"] = {}
+
+
+def _studio_by_id(key: int) -> "Studio":
+    return _open_studios[key]
 
 
 @dataclass
@@ -36,7 +44,16 @@ class Studio:
         self._loaded: dict[str, Any] = {}
         # One lock per model, so a text request need not wait while the face pipeline downloads.
         self._locks = {name: threading.Lock() for name in self._loaders}
+        self._background: dict[str, threading.Thread] = {}
+        self._background_lock = threading.Lock()
+        self._failures: dict[str, Exception] = {}  # a background load's error, raised by the next `ready`
         self.random_weights = random_weights
+        _open_studios[id(self)] = self
+
+    def __reduce__(self) -> Any:
+        # ZeroGPU hands a call's arguments to a forked worker by pickling them; the fork already has
+        # this studio with its models, so only a reference travels.
+        return _studio_by_id, (id(self),)
 
     @classmethod
     def from_pretrained(cls, device: str | None = None, acceleration: Acceleration | None = None,
@@ -52,7 +69,7 @@ class Studio:
             lambda: FineFacePipeline.from_pretrained(**text_sources, device=device, acceleration=acceleration),
             lambda: FineFaceIdentityPipeline.from_pretrained(**identity_sources, device=device,
                                                              acceleration=acceleration),
-            lambda: FaceEmbedder(root=sources.get("face_models")),
+            lambda: FaceEmbedder(root=sources.get("face_models") or ensure_model_pack()),
         )
 
     @classmethod
@@ -82,6 +99,27 @@ class Studio:
     def is_loaded(self, name: str) -> bool:
         """Whether "text", "identity" or "faces" is loaded already (loading may take minutes)."""
         return name in self._loaded
+
+    def start_loading(self, name: str) -> None:
+        """Load a model in a background thread, unless it is loaded or already loading."""
+        with self._background_lock:  # not the model's lock: that one is held for the whole load
+            running = self._background.get(name)
+            if name in self._loaded or (running is not None and running.is_alive()):
+                return
+            self._background[name] = threading.Thread(target=self._load_in_background, args=(name,), daemon=True)
+            self._background[name].start()
+
+    def _load_in_background(self, name: str) -> None:
+        try:
+            self._get(name)
+        except Exception as error:  # kept for the request that asks next; it decides how to show it
+            self._failures[name] = error
+
+    def ready(self, name: str) -> bool:
+        """Whether a model is loaded; raises (once) the error that ended its background load."""
+        if name in self._failures:
+            raise self._failures.pop(name)
+        return self.is_loaded(name)
 
     def text_pipeline(self) -> FineFacePipeline:
         return self._get("text")

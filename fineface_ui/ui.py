@@ -7,6 +7,7 @@ UI values. Every event that runs the models shares one concurrency slot, so requ
 from __future__ import annotations
 
 import json
+from importlib import resources
 import logging
 import math
 import random
@@ -16,7 +17,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import gradio as gr
 import numpy as np
@@ -31,6 +32,7 @@ from .png_info import read_settings, save_png
 from .presets import PRESETS, preset_aus
 from .settings import MAX_IMAGES_PER_CALL, MAX_SEED, SCHEDULERS, SIZES, GenerationSettings
 from .studio import Studio, StudioResult
+from .zero_gpu import on_gpu
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +58,8 @@ COUNT_KEYBOARD_CHANGE_JS = """(count) => {
   const byKeyboard = !window.fineFacePointerDown && document.activeElement?.type === "range";
   return byKeyboard ? count + 1 : count;
 }"""
-# Page styles (pass to launch(css=...)); assets/fineface.css says why each rule is there.
-CSS = (Path(__file__).resolve().parent.parent / "assets" / "fineface.css").read_text()
+# Page styles (pass to launch(css=...)); fineface_ui/assets/fineface.css says why each rule is there.
+CSS = (resources.files(__package__) / "assets" / "fineface.css").read_text()
 
 
 class Stopped(Exception):
@@ -144,25 +146,47 @@ def readable_errors() -> Iterator[None]:
         ) from None
 
 
+FACE_MODELS_LOADING = ("The face models are still loading (on first use that includes a download of several GB; "
+                       "the status shows under the photos). Text-only images render meanwhile; try the face "
+                       "again in a minute.")
+
+
+@dataclass
+class StepReporter:
+    """Progress bar and Stop for one run. A class, not a closure: ZeroGPU pickles the run's arguments."""
+
+    progress: gr.Progress
+    session: Session | None
+
+    def __post_init__(self) -> None:
+        self.stops_before = self.session.stops if self.session is not None else 0
+
+    def __call__(self, step: int, total: int) -> None:
+        if self.session is not None and self.session.stops != self.stops_before:
+            raise Stopped
+        self.progress((step, total), desc="Denoising")
+
+
 def run_studio(
+    generate: Callable[..., StudioResult],
     studio: Studio,
     settings: GenerationSettings,
     photos: Sequence[str],
     progress: gr.Progress,
     session: Session | None = None,
 ) -> StudioResult:
-    """Generate with a progress bar; a Stop pressed during the run aborts it at the next denoising step."""
-    stops_before = session.stops if session is not None else 0
+    """Generate with a progress bar; a Stop pressed during the run aborts it at the next denoising step.
 
-    def on_step(step: int, total: int) -> None:
-        if session is not None and session.stops != stops_before:
-            raise Stopped
-        progress((step, total), desc="Denoising")
-
-    if photos and not studio.is_loaded("identity"):
-        progress(0, desc="Loading the face models (first use: a download and a warm-up of a minute or more)")
+    `generate` is Studio.generate as the GPU slot runs it (zero_gpu.on_gpu). The face models never
+    load inside the slot: until they are ready, a request with photos starts their loading and is
+    answered with a message, so other visitors' requests keep rendering.
+    """
     with readable_errors():
-        return studio.generate(settings, photos, on_step)
+        if photos and not all([studio.ready("faces"), studio.ready("identity")]):
+            studio.start_loading("faces")
+            studio.start_loading("identity")
+            raise FineFaceError(FACE_MODELS_LOADING)
+        return generate(studio, settings, photos, StepReporter(progress, session))
 
 
 def create_settings(prompt: str, aus: Any, **options: Any) -> GenerationSettings:
@@ -236,6 +260,7 @@ def au_slider(au: ActionUnit) -> gr.Slider:
 def build_ui(studio: Studio) -> gr.Blocks:
     """The whole page for one Studio; launch it with queueing as app.py does."""
     outputs = OutputFolder()
+    generate = on_gpu(Studio.generate)
     # Random weights give noise at any size, so that demo starts small and fast enough to feel live on a CPU.
     default_steps, default_size = (4, 256) if studio.random_weights else (25, 512)
 
@@ -357,7 +382,7 @@ def build_ui(studio: Studio) -> gr.Blocks:
             else:
                 batch = replace(settings, aus=neutral.aus + settings.aus)
             try:
-                output = run_studio(studio, batch, photo_paths, progress, state).output
+                output = run_studio(generate, studio, batch, photo_paths, progress, state).output
             except Stopped:
                 gr.Info("Stopped.")
                 return gr.skip()
@@ -383,14 +408,21 @@ def build_ui(studio: Studio) -> gr.Blocks:
         def request_stop(state: Session) -> None:
             state.stops += 1
 
-        def show_faces(photo_paths: list[str] | None) -> tuple[list[tuple[Image.Image, str]], str]:
+        def show_faces(photo_paths: list[str] | None, progress: gr.Progress = gr.Progress(track_tqdm=True),
+                       ) -> tuple[list[tuple[Image.Image, str]], str]:
             if not photo_paths:
                 return [], "No photo: the text-only model is used."
             with readable_errors():
+                if not studio.is_loaded("faces"):
+                    progress(0, desc="Loading the face detector (first use: a download)")
                 try:
                     found = studio.face_embedder().embed(list(photo_paths))
                 except NoFaceError as error:  # an answer to show beside the photos, not a failure
                     return [], f"⚠️ **No face found.** {error}"
+                if not studio.is_loaded("identity"):
+                    # Here, outside the GPU slot: its download bars show on this panel, renders go on.
+                    progress(0, desc="Loading the face pipeline (first use: a download of several GB)")
+                    studio.identity_pipeline()
             boxed = [(draw_face_box(path, face), face_caption(face)) for path, face in zip(photo_paths, found.faces)]
             return boxed, f"Face found in {len(boxed)} photo(s); the boxed face sets the identity."
 
@@ -417,7 +449,7 @@ def build_ui(studio: Studio) -> gr.Blocks:
                 au_list = sweep_values(aus, au, start, stop, frames)
             settings = create_settings(text, au_list, **options)
             try:
-                output = run_studio(studio, settings, list(photo_paths or []), progress, state).output
+                output = run_studio(generate, studio, settings, list(photo_paths or []), progress, state).output
             except Stopped:
                 gr.Info("Stopped.")
                 return gr.skip()
@@ -457,7 +489,7 @@ def build_ui(studio: Studio) -> gr.Blocks:
         # The counter stops the run in progress (cancelling cannot interrupt a running thread);
         # `cancels` drops the requests still waiting in the queue.
         stop_button.click(request_stop, session, None, queue=False, cancels=[*renders, sweeps], **ui_only)
-        add_api(demo, studio, outputs)
+        add_api(demo, studio, generate, outputs)
     return demo
 
 
@@ -466,7 +498,7 @@ def face_caption(face: DetectedFace) -> str:
     return f"{face.label}: score {face.score:.2f}{others}"
 
 
-def add_api(demo: gr.Blocks, studio: Studio, outputs: OutputFolder) -> None:
+def add_api(demo: gr.Blocks, studio: Studio, generate: Callable[..., StudioResult], outputs: OutputFolder) -> None:
     """The HTTP API: `/generate` and `/sweep`, typed parameters, validated like the UI's values."""
     with gr.Column(visible=False):  # API-only inputs and outputs, named like the parameters
         params = {
@@ -500,7 +532,7 @@ def add_api(demo: gr.Blocks, studio: Studio, outputs: OutputFolder) -> None:
         """One image (PNG with its settings embedded) and its metadata."""
         outputs.discard_older_than(API_FILE_AGE_S, prefix="api-")
         settings = create_settings(prompt, parse_api_aus(aus), **options)
-        output = run_studio(studio, settings, list(photos or []), progress).output
+        output = run_studio(generate, studio, settings, list(photos or []), progress).output
         return str(outputs.png(output.images[0], output.metadata_for(0), prefix="api-")), output.metadata
 
     def api_sweep(prompt: str, aus: str, au: str, start: float, stop: float, frames: float,
@@ -511,7 +543,7 @@ def add_api(demo: gr.Blocks, studio: Studio, outputs: OutputFolder) -> None:
         with readable_errors():
             au_list = sweep_values(au_dict(parse_api_aus(aus)), au, start, stop, frames)
         settings = create_settings(prompt, au_list, **options)
-        output = run_studio(studio, settings, list(photos or []), progress).output
+        output = run_studio(generate, studio, settings, list(photos or []), progress).output
         paths = [outputs.png(picture, output.metadata_for(i), prefix="api-") for i, picture in enumerate(output.images)]
         return [str(path) for path in paths], str(outputs.gif(output.images, prefix="api-")), output.metadata
 

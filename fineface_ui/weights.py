@@ -17,7 +17,7 @@ from typing import Iterable
 from urllib.parse import urlparse
 
 from .errors import DownloadError, MissingWeightsError
-from .model_sources import DIFFUSERS_PATTERNS, Weight
+from .model_sources import Weight
 
 # Relative on purpose: the folder the app is started from, as the README says.
 WEIGHTS_DIR = Path(os.environ.get("FINEFACE_WEIGHTS_DIR", "weights"))
@@ -92,20 +92,17 @@ def _places(weight: Weight) -> str:
     folder = _local_folder(weight.repo)
     if folder is not None:
         shown = display_name(folder)
-        if weight.filename is None and missing_model_files(folder):
-            return f"{shown}, which lacks {', '.join(missing_model_files(folder))}"
+        if weight.filename is None and missing_model_files(folder, weight):
+            return f"{shown}, which lacks {', '.join(missing_model_files(folder, weight))}"
         return shown
     return f"{weights_label()}/{weight.repo}; the Hugging Face cache"
 
 
-def missing_model_files(folder: Path) -> list[str]:
-    """Files a diffusers-layout pipeline or VAE folder lacks (an interrupted download leaves some out)."""
-    if (folder / "model_index.json").is_file():
-        components = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "text_encoder": "model"}
-        needed = [f"{name}/{f}" for name, stem in components.items() for f in ("config.json", f"{stem}.safetensors")]
-        needed += ["tokenizer/tokenizer_config.json", "scheduler/scheduler_config.json"]
-    else:
-        needed = ["config.json", "diffusion_pytorch_model.safetensors"]
+def missing_model_files(folder: Path, weight: Weight) -> list[str]:
+    """Files a diffusers-layout folder lacks for `weight` (an interrupted download leaves some out)."""
+    needed = [name for name in weight.files(patterns=True) if "*" not in name]
+    if "tokenizer" in weight.components:  # saved either way, a tokenizer always has this file
+        needed.append("tokenizer/tokenizer_config.json")
     return [name for name in needed if not (folder / name).is_file()]
 
 
@@ -122,10 +119,11 @@ def locate(weight: Weight) -> Path | None:
         found = Path(cached) if isinstance(cached, str) else None
     else:
         try:
-            found = Path(snapshot_download(weight.repo, allow_patterns=DIFFUSERS_PATTERNS, local_files_only=True))
+            found = Path(snapshot_download(weight.repo, allow_patterns=weight.files(patterns=True),
+                                           local_files_only=True))
         except LocalEntryNotFoundError:
             found = None
-    if found is None or not found.exists() or (weight.filename is None and missing_model_files(found)):
+    if found is None or not found.exists() or (weight.filename is None and missing_model_files(found, weight)):
         return None
     return found
 
@@ -136,7 +134,8 @@ def download(weight: Weight, force: bool = False) -> Path:
 
     try:
         if weight.filename is None:
-            return Path(snapshot_download(weight.repo, allow_patterns=DIFFUSERS_PATTERNS, force_download=force))
+            return Path(snapshot_download(weight.repo, allow_patterns=weight.files(patterns=True),
+                                          force_download=force))
         return Path(hf_hub_download(weight.repo, weight.filename, force_download=force))
     except Exception as error:
         failure = download_failure(weight, error)

@@ -10,7 +10,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
-from app import create_app, launch
+from fineface_ui.web_app import create_app, launch
 from fineface_ui.studio import Studio
 
 FAST = {"num_inference_steps": 2, "height": 256, "width": 256}
@@ -21,7 +21,9 @@ def random_studio(tmp_path_factory) -> Studio:
     """One random-weight Studio per test session: writing the tiny models takes seconds."""
     key = id(tmp_path_factory)
     if key not in _studios:
-        _studios[key] = Studio.with_random_weights(tmp_path_factory.mktemp("random-weights"))
+        studio = Studio.with_random_weights(tmp_path_factory.mktemp("random-weights"))
+        studio.face_embedder(), studio.identity_pipeline()  # loaded at start, as `--preload` does
+        _studios[key] = studio
     return _studios[key]
 
 

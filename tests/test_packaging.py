@@ -1,6 +1,13 @@
-"""The install ends with exactly one ONNX Runtime build (insightface's CPU one overwrites the GPU one)."""
+"""What the install produces: one ONNX Runtime build, the `fineface-ui` command, a package that imports light."""
 
+import argparse
+import json
+import subprocess
+import sys
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import pytest
 
 
 def installed(name):
@@ -24,3 +31,55 @@ def test_the_gpu_build_is_present_where_cuda_is_used():
         assert "CUDAExecutionProvider" in onnxruntime.get_available_providers()
     else:
         assert "CPUExecutionProvider" in onnxruntime.get_available_providers()
+
+
+HEAVY = ("torch", "diffusers", "transformers", "gradio", "cv2", "onnxruntime", "insightface", "huggingface_hub")
+
+
+def imported_by(code: str, cwd) -> list[str]:
+    """Which heavy modules a fresh interpreter has imported after running `code`."""
+    probe = f"{code}\nimport sys, json\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=cwd, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("code", [
+    "import fineface_ui",
+    "from fineface_ui.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass",
+    *(f"from fineface_ui.cli import main\ntry: main([{command!r}, '--help'])\nexcept SystemExit: pass"
+      for command in ("generate", "download", "doctor", "serve")),
+    "from fineface_ui.web_app import main\ntry: main(['--help'])\nexcept SystemExit: pass",
+])
+def test_importing_the_package_and_every_help_load_no_model_library(code, tmp_path):
+    assert imported_by(code, cwd=tmp_path) == []  # tmp_path: the installed package, not the checkout
+
+
+def test_the_install_provides_the_console_script_and_the_page_styles():
+    from importlib.metadata import entry_points
+    from importlib.resources import files
+
+    (script,) = entry_points(group="console_scripts", name="fineface-ui")
+    assert script.value == "fineface_ui.cli:main"
+    assert (files("fineface_ui") / "assets" / "fineface.css").read_text().strip()
+
+
+def test_the_console_script_runs_from_another_folder(tmp_path):
+    script = Path(sys.executable).with_name("fineface-ui")
+    done = subprocess.run([str(script), "serve", "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "--random-weights" in done.stdout
+
+
+def test_gradio_server_variables_set_host_and_port_unless_given(monkeypatch):
+    from fineface_ui import web_app
+
+    def parse(*argv):
+        return web_app.add_arguments(argparse.ArgumentParser()).parse_args(argv)
+
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "8123")
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    assert (parse().host, parse().port) == ("0.0.0.0", 8123)
+    assert (parse("--host", "127.0.0.1", "--port", "9000").host, parse("--port", "9000").port) == ("127.0.0.1", 9000)
+    monkeypatch.delenv("GRADIO_SERVER_PORT")
+    monkeypatch.delenv("GRADIO_SERVER_NAME")
+    assert (parse().host, parse().port) == ("127.0.0.1", 7860)

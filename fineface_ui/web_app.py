@@ -1,0 +1,109 @@
+"""The web app: its command-line options, the page with its queue, and the launch settings.
+
+`python app.py`, `fineface-ui serve` and a Hugging Face Space all start here. Gradio and the models
+are imported only once the app really starts, so `--help` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+    from .studio import Studio
+
+QUEUE_SIZE = 16  # beyond this, new visitors are told the queue is full instead of waiting minutes
+MAX_UPLOAD = "20mb"
+ON_SPACE = "SPACE_ID" in os.environ
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The web app's options, shared by `app.py` and `fineface-ui serve`."""
+    # Gradio's own variables first, as hosting setups set them; a Space must listen on all interfaces.
+    host = os.environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if ON_SPACE else "127.0.0.1")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="tiny untrained models written to a temp folder: everything works, images are noise")
+    parser.add_argument("--host", default=host, help=f"interface to listen on (default: GRADIO_SERVER_NAME or {host})")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
+                        help="port (default: GRADIO_SERVER_PORT or 7860)")
+    parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
+    parser.add_argument("--device", help="cuda, cpu, ... (default: cuda when available)")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="skip torch.compile on CUDA: starts a minute or two sooner, renders about 130 ms slower")
+    parser.add_argument("--preload", action=argparse.BooleanOptionalAction, default=ON_SPACE,
+                        help="load the face pipeline and face models at start too, not on the first face photo "
+                             "(default: on in a Hugging Face Space)")
+    return parser
+
+
+def create_app(studio: "Studio") -> "gr.Blocks":
+    """The page with its queue: one generation at a time, newer requests replace older queued ones."""
+    from .ui import build_ui
+
+    return build_ui(studio).queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
+
+
+def launch(demo: "gr.Blocks", host: str = "127.0.0.1", port: int = 7860, share: bool = False, **options: Any) -> Any:
+    """Launch with this app's safety settings; `options` go to gr.Blocks.launch (e.g. prevent_thread_lock)."""
+    from .ui import CSS
+
+    return demo.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        max_file_size=MAX_UPLOAD,
+        # Gradio's run history would keep uploaded face photos in the browser's storage.
+        run_history=False,
+        footer_links=["api", "gradio", "settings"],
+        allowed_paths=[],
+        css=CSS,
+        **options,
+    )
+
+
+def load_studio(args: argparse.Namespace) -> "Studio":
+    """The models the options ask for, loaded before the page is served so that a missing file stops the start."""
+    from .studio import Studio
+
+    if args.random_weights:
+        studio = Studio.with_random_weights(tempfile.mkdtemp(prefix="fineface-random-"))
+    else:
+        from .acceleration import Acceleration
+        from .pipeline import default_device_and_dtype
+
+        acceleration = Acceleration.default_for(default_device_and_dtype(args.device, None)[0])
+        if args.no_compile:
+            acceleration = replace(acceleration, compile=False)
+        studio = Studio.from_pretrained(device=args.device, acceleration=acceleration)
+        studio.text_pipeline()
+    if args.preload:
+        studio.face_embedder()
+        studio.identity_pipeline()
+    return studio
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Load the models, then serve the page until interrupted; 2 when the models cannot be loaded."""
+    from . import zero_gpu  # noqa: F401  (on ZeroGPU, `spaces` must come before anything touches CUDA)
+    from .errors import FineFaceError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        studio = load_studio(args)
+    except FineFaceError as error:
+        print(f"Cannot start FineFace UI: {error}", file=sys.stderr)
+        return 2
+    launch(create_app(studio), host=args.host, port=args.port, share=args.share)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = add_arguments(argparse.ArgumentParser(prog="app.py", description="Start the FineFace UI web app."))
+    return serve(parser.parse_args(argv))

@@ -1,0 +1,38 @@
+"""ZeroGPU, the shared GPUs of Hugging Face Spaces: the one function that runs the models asks for a
+GPU for about as long as its request needs (a shorter request waits less in ZeroGPU's queue).
+
+Outside ZeroGPU `spaces.GPU` returns the function unchanged, and without the `spaces` package
+nothing is wrapped at all.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, TypeVar
+
+try:  # imported early on purpose: on ZeroGPU it must patch torch before CUDA is touched
+    import spaces
+except ImportError:
+    spaces = None
+
+Function = TypeVar("Function", bound=Callable[..., Any])
+
+# Eager fp16 on an H100 (docs/benchmarks.md): about 46 ms per guided step at 512x512, i.e. 0.18 s
+# per step and megapixel; doubled for a slower GPU slice, plus the transfer of the models to it.
+SECONDS_PER_STEP_MEGAPIXEL = 0.36
+START_SECONDS = 15
+MAX_SECONDS = 300
+
+
+def estimated_seconds(studio: Any, settings: Any, *args: Any, **kwargs: Any) -> int:
+    """GPU time to ask for a call of Studio.generate(settings, ...): steps x images x size."""
+    megapixels = settings.width * settings.height / 1e6
+    work = settings.num_inference_steps * len(settings.aus) * megapixels
+    return min(MAX_SECONDS, math.ceil(START_SECONDS + SECONDS_PER_STEP_MEGAPIXEL * work))
+
+
+def on_gpu(function: Function) -> Function:
+    """`function` wrapped with spaces.GPU (duration from estimated_seconds) when `spaces` is installed."""
+    if spaces is None:
+        return function
+    return spaces.GPU(duration=estimated_seconds)(function)
