@@ -22,7 +22,7 @@ _EXPORTS = {
     "FaceEmbedder": "faces", "FaceEmbeddings": "faces",
     "Studio": "studio",
 }
-__all__ = list(_EXPORTS)
+__all__ = ["__version__", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:

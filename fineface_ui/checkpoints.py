@@ -16,7 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from .errors import CheckpointError
-from .weights import DOWNLOAD_COMMAND, display_name
+from .weights import DOWNLOAD_COMMAND, display_name, without_paths
 
 Shapes = Mapping[str, tuple[int, ...]]
 
@@ -72,7 +72,7 @@ def _shape(value: object) -> list[int] | str:
 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
+    return without_paths(text[0]) if text else type(error).__name__
 
 
 def load_checked(module: torch.nn.Module, path: Path, state: Mapping[str, torch.Tensor] | None = None) -> None:

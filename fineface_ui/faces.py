@@ -76,17 +76,17 @@ def _pack_shown(pack: Path) -> str:
 
 
 def ensure_model_pack() -> Path:
-    """The pack where it is, else downloaded (unless the Hub is unreachable: then offline, fail fast)."""
+    """The folder holding models/buffalo_l, downloading the pack when it is nowhere (unless offline: fail fast)."""
     try:
-        return find_model_pack()
+        return find_model_pack().parent.parent
     except MissingWeightsError:
         if not weights.hub_reachable():
             raise
-    return download_model_pack()
+    return download_model_pack().parent.parent
 
 
 def download_model_pack() -> Path:
-    """Fetch buffalo_l with InsightFace's own downloader (which reads PACK_URL) into download_root()."""
+    """Fetch buffalo_l with InsightFace's own downloader (its URL is PACK_URL, a test checks) into download_root()."""
     from insightface.utils.storage import ensure_available
 
     root = download_root()
@@ -265,7 +265,8 @@ class FaceEmbedder:
                     app.prepare(ctx_id=0, det_size=self.det_size)
                 except Exception as exc:  # onnxruntime and insightface fail with many types (even assert) on bad files
                     raise CheckpointError(
-                        f"The face models in {_pack_shown(self.model_dir)} could not be loaded ({exc}). "
+                        f"The face models in {_pack_shown(self.model_dir)} could not be loaded "
+                        f"({weights.without_paths(str(exc))}). "
                         "Delete the folder and download buffalo_l again."
                     ) from exc
                 if "recognition" not in app.models:

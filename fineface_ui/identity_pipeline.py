@@ -18,7 +18,7 @@ from .acceleration import Acceleration
 from .attention import FineFaceAttnProcessor
 from .checkpoints import check_keys, load_checked, read_state_dict
 from .errors import CheckpointError, InvalidInputError
-from .model_sources import IP_ADAPTER_FILE, identity_weights
+from .model_sources import identity_weights
 from .pipeline import FineFacePipeline, default_device_and_dtype, load_base_pipeline, load_component, models_loaded
 from .weights import display_name, resolve
 

@@ -8,6 +8,7 @@ a server can also load one in the background (`start_loading`) so that no reques
 from __future__ import annotations
 
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -19,7 +20,7 @@ from .pipeline import FineFaceOutput, FineFacePipeline, StepCallback
 from .settings import GenerationSettings
 
 
-_open_studios: dict[int, "Studio"] = {}
+_open_studios: weakref.WeakValueDictionary[int, "Studio"] = weakref.WeakValueDictionary()
 
 
 def _studio_by_id(key: int) -> "Studio":
@@ -117,9 +118,13 @@ class Studio:
 
     def ready(self, name: str) -> bool:
         """Whether a model is loaded; raises (once) the error that ended its background load."""
-        if name in self._failures:
-            raise self._failures.pop(name)
-        return self.is_loaded(name)
+        if self.is_loaded(name):  # loaded since, in the foreground: an old failure no longer matters
+            self._failures.pop(name, None)
+            return True
+        failure = self._failures.pop(name, None)
+        if failure is not None:
+            raise failure
+        return False
 
     def text_pipeline(self) -> FineFacePipeline:
         return self._get("text")

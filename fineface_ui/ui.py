@@ -7,7 +7,6 @@ UI values. Every event that runs the models shares one concurrency slot, so requ
 from __future__ import annotations
 
 import json
-from importlib import resources
 import logging
 import math
 import random
@@ -16,6 +15,7 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -153,7 +153,8 @@ FACE_MODELS_LOADING = ("The face models are still loading (on first use that inc
 
 @dataclass
 class StepReporter:
-    """Progress bar and Stop for one run. A class, not a closure: ZeroGPU pickles the run's arguments."""
+    """Progress bar and Stop for one run. A class, not a closure: ZeroGPU pickles the run's arguments
+    into its worker process, where the session is a copy, so there Stop cannot end a running render."""
 
     progress: gr.Progress
     session: Session | None
@@ -167,6 +168,13 @@ class StepReporter:
         self.progress((step, total), desc="Denoising")
 
 
+def generate_readably(studio: Studio, settings: GenerationSettings, photos: Sequence[str],
+                      on_step: StepReporter) -> StudioResult:
+    """Studio.generate with its failures as gr.Error: ZeroGPU's worker passes on only gr.Error's message."""
+    with readable_errors():
+        return studio.generate(settings, photos, on_step)
+
+
 def run_studio(
     generate: Callable[..., StudioResult],
     studio: Studio,
@@ -177,7 +185,7 @@ def run_studio(
 ) -> StudioResult:
     """Generate with a progress bar; a Stop pressed during the run aborts it at the next denoising step.
 
-    `generate` is Studio.generate as the GPU slot runs it (zero_gpu.on_gpu). The face models never
+    `generate` is generate_readably as the GPU slot runs it (zero_gpu.on_gpu). The face models never
     load inside the slot: until they are ready, a request with photos starts their loading and is
     answered with a message, so other visitors' requests keep rendering.
     """
@@ -260,7 +268,7 @@ def au_slider(au: ActionUnit) -> gr.Slider:
 def build_ui(studio: Studio) -> gr.Blocks:
     """The whole page for one Studio; launch it with queueing as app.py does."""
     outputs = OutputFolder()
-    generate = on_gpu(Studio.generate)
+    generate = on_gpu(generate_readably)
     # Random weights give noise at any size, so that demo starts small and fast enough to feel live on a CPU.
     default_steps, default_size = (4, 256) if studio.random_weights else (25, 512)
 

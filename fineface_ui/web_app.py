@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--random-weights", action="store_true",
                         help="tiny untrained models written to a temp folder: everything works, images are noise")
     parser.add_argument("--host", default=host, help=f"interface to listen on (default: GRADIO_SERVER_NAME or {host})")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
+    parser.add_argument("--port", type=int, default=os.environ.get("GRADIO_SERVER_PORT", "7860"),
                         help="port (default: GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--share", action="store_true", help="also serve through a public gradio.live link")
     parser.add_argument("--device", help="cuda, cpu, ... (default: cuda when available)")

@@ -10,7 +10,9 @@ files are named by repo id, or relative to the weights folder.
 from __future__ import annotations
 
 import errno
+import logging
 import os
+import re
 import socket
 from pathlib import Path
 from typing import Iterable
@@ -22,6 +24,10 @@ from .model_sources import Weight
 # Relative on purpose: the folder the app is started from, as the README says.
 WEIGHTS_DIR = Path(os.environ.get("FINEFACE_WEIGHTS_DIR", "weights"))
 DOWNLOAD_COMMAND = "fineface-ui download"
+CACHE_FOLDER = "the Hugging Face cache folder (HF_HUB_CACHE; by default ~/.cache/huggingface/hub)"
+TEMPORARY_STATUSES = {408, 429, 500, 502, 503, 504}
+
+log = logging.getLogger(__name__)
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
@@ -56,11 +62,10 @@ def _local_folder(repo: str) -> Path | None:
 def _cache_parts(path: Path) -> tuple[str, str, tuple[str, ...]] | None:
     """(repo id, commit, path inside the repo) for a file or folder in the Hugging Face cache."""
     parts = Path(path).parts
-    repo_parts = [part for part in parts if part.startswith("models--")]
-    if not repo_parts or "snapshots" not in parts or len(parts) <= parts.index("snapshots") + 1:
-        return None
-    at = parts.index("snapshots")
-    return repo_parts[-1].removeprefix("models--").replace("--", "/"), parts[at + 1], parts[at + 2:]
+    for at, part in enumerate(parts[:-2]):
+        if part.startswith("models--") and parts[at + 1] == "snapshots":
+            return part.removeprefix("models--").replace("--", "/"), parts[at + 2], parts[at + 3:]
+    return None
 
 
 def weights_label() -> str:
@@ -77,6 +82,11 @@ def display_name(path: Path) -> str:
     if path.resolve().is_relative_to(WEIGHTS_DIR.resolve()):
         return str(Path(weights_label()) / path.resolve().relative_to(WEIGHTS_DIR.resolve()))
     return path.name if path.is_dir() else f"{path.parent.name}/{path.name}"
+
+
+def without_paths(text: str) -> str:
+    """A library's error text with every absolute path in it shown as display_name shows files."""
+    return re.sub(r"/[^\s'\"(),:]+", lambda match: display_name(Path(match.group())), text)
 
 
 def provenance(weight: Weight, path: Path) -> dict[str, str]:
@@ -133,59 +143,69 @@ def download(weight: Weight, force: bool = False) -> Path:
     from huggingface_hub import hf_hub_download, snapshot_download
 
     try:
-        if weight.filename is None:
-            return Path(snapshot_download(weight.repo, allow_patterns=weight.files(patterns=True),
-                                          force_download=force))
-        return Path(hf_hub_download(weight.repo, weight.filename, force_download=force))
+        if weight.filename is not None:
+            return Path(hf_hub_download(weight.repo, weight.filename, force_download=force))
+        folder = Path(snapshot_download(weight.repo, allow_patterns=weight.files(patterns=True),
+                                        force_download=force))
     except Exception as error:
-        failure = download_failure(weight, error)
-        if failure is None:
-            raise
-        raise failure from None
+        raise download_failure(weight, error) from None
+    missing = missing_model_files(folder, weight)  # a snapshot skips, without a word, what the repo lacks
+    if missing:
+        raise DownloadError(f"The repository {weight.repo} has no file {', '.join(missing)}.{_elsewhere(weight)}")
+    return folder
 
 
-def download_failure(weight: Weight, error: Exception) -> DownloadError | None:
-    """The user's version of a failed download; None for errors that are bugs, not Hub trouble."""
+def _elsewhere(weight: Weight) -> str:
+    return f" Set {weight.variable} to a repo id or local folder that has it." if weight.variable else ""
+
+
+def download_failure(weight: Weight, error: Exception) -> DownloadError:
+    """The user's version of a failed download: what went wrong and what to do about it."""
     from huggingface_hub import constants
-    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, LocalEntryNotFoundError,
-                                        RemoteEntryNotFoundError, RepositoryNotFoundError)
+    from huggingface_hub.errors import (DisabledRepoError, GatedRepoError, HfHubHTTPError,
+                                        LocalEntryNotFoundError, RemoteEntryNotFoundError,
+                                        RepositoryNotFoundError)
 
-    page = f"{constants.ENDPOINT}/{weight.repo}"
-    elsewhere = f" Set {weight.variable} to a repo id or local folder that has it." if weight.variable else ""
     if isinstance(error, GatedRepoError):
         return DownloadError(
-            f"{weight.repo} is gated: accept its licence on {page} while logged in, then log in here with "
-            "`hf auth login` or set HF_TOKEN to an access token."
+            f"{weight.repo} is gated: accept its licence on {constants.ENDPOINT}/{weight.repo} while logged in, "
+            "then log in here with `hf auth login` or set HF_TOKEN to an access token."
         )
     if isinstance(error, RepositoryNotFoundError):
         return DownloadError(
             f"The repository {weight.repo} was not found on the Hub ({constants.ENDPOINT}); it may have been "
-            f"deleted or renamed, or be private (then log in with `hf auth login` or set HF_TOKEN).{elsewhere}"
+            f"deleted or renamed, or be private (then log in with `hf auth login` or set HF_TOKEN).{_elsewhere(weight)}"
         )
     if isinstance(error, RemoteEntryNotFoundError):
-        return DownloadError(f"The repository {weight.repo} has no file {weight.filename}.{elsewhere}")
-    if isinstance(error, (HfHubHTTPError, LocalEntryNotFoundError)) or _is_network_error(error):
-        # A persistent 5xx reaches us as LocalEntryNotFoundError caused by the HTTP error.
-        status = next((getattr(e.response, "status_code", None) for e in (error, error.__cause__)
-                       if isinstance(e, HfHubHTTPError) and e.response is not None), None)
-        reason = f"answered HTTP {status}" if status else "could not be reached"
+        return DownloadError(f"The repository {weight.repo} has no file {weight.filename}.{_elsewhere(weight)}")
+    if isinstance(error, DisabledRepoError):
+        return DownloadError(f"The repository {weight.repo} has been disabled on the Hub.{_elsewhere(weight)}")
+    # A persistent 5xx reaches us as LocalEntryNotFoundError caused by the HTTP error.
+    http = next((e for e in (error, error.__cause__) if isinstance(e, HfHubHTTPError) and e.response is not None), None)
+    status = http.response.status_code if http is not None else None
+    if status is not None and status not in TEMPORARY_STATUSES:
+        return DownloadError(f"Downloading {weight} failed: the Hugging Face Hub refused it (HTTP {status}). "
+                             "Check that your token (HF_TOKEN or `hf auth login`) may read this repository.")
+    if status is not None or isinstance(error, LocalEntryNotFoundError) or _is_network_error(error):
+        reason = f"answered HTTP {status}" if status else "could not be reached or broke off"
         return DownloadError(
             f"Downloading {weight} failed: the Hugging Face Hub ({constants.ENDPOINT}) {reason}. This is "
             f"usually temporary: try again in a few minutes (`{DOWNLOAD_COMMAND}` fetches everything ahead of time)."
         )
-    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT):
-        problem = "is full" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "is not writable"
-        return DownloadError(
-            f"Downloading {weight} failed: the Hugging Face cache folder ({constants.HF_HUB_CACHE}) {problem}. "
-            "Free some space there, or point HF_HOME at a folder with room for about 10 GB."
-        )
-    return None
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DownloadError(f"Downloading {weight} failed: {CACHE_FOLDER} is full. Free some space there, "
+                             "or point HF_HOME at a folder with room for about 10 GB.")
+    if isinstance(error, OSError) and error.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return DownloadError(f"Downloading {weight} failed: {CACHE_FOLDER} is not writable. "
+                             "Point HF_HOME at a folder you can write to.")
+    log.warning("downloading %s failed", weight, exc_info=error)  # not a known Hub trouble: keep the details
+    return DownloadError(f"Downloading {weight} failed ({type(error).__name__}); the log has the details.")
 
 
 def _is_network_error(error: Exception) -> bool:
-    import httpx
+    import httpx2  # huggingface_hub's HTTP client
 
-    return isinstance(error, (httpx.TransportError, ConnectionError, TimeoutError))
+    return isinstance(error, (httpx2.TransportError, ConnectionError, TimeoutError))
 
 
 def resolve(weights: Iterable[Weight], allow_download: bool = True) -> dict[Weight, Path]:

@@ -1,7 +1,5 @@
 """The fast processor computes exactly paper Eq. 2 (and Eq. 5), and the AU vector reaches the right layers."""
 
-import copy
-
 import pytest
 import torch
 from diffusers.models.attention_processor import Attention

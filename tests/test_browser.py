@@ -265,6 +265,7 @@ def test_the_downloaded_png_carries_the_settings_and_loading_it_restores_them(pa
 
 def test_a_sweep_shows_every_frame_and_an_animation_that_plays_forward_then_back(page, tmp_path):
     page.get_by_role("tab", name="Sweep").click()
+    expect(slider(page, "Frames")).to_have_value("8")  # the tab has mounted: it would reset a value typed earlier
     frame_count = slider(page, "Frames", "number input")
     frame_count.fill("3")
     frame_count.press("Tab")  # the number box commits on losing focus; a click can outrun an uncommitted fill

@@ -97,6 +97,23 @@ def test_a_file_missing_from_a_repository_names_both(hub_repos, workdir, tmp_pat
     assert_fails_with(done, f"The repository {FINEFACE} has no file au_encoder.ckpt", "FINEFACE_WEIGHTS")
 
 
+def test_a_file_missing_from_a_model_repository_is_named_not_skipped(hub_repos, workdir, tmp_path):
+    without_unet = tmp_path / "sd21-without-unet"
+    shutil.copytree(hub_repos[SD21_BASE], without_unet)
+    (without_unet / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    with FakeHub({**hub_repos, SD21_BASE: without_unet}) as hub:
+        done = fineface_ui(hub, workdir, "download")
+    assert_fails_with(done, f"The repository {SD21_BASE} has no file unet/diffusion_pytorch_model.safetensors",
+                      "FINEFACE_BASE_MODEL")
+
+
+def test_a_refusal_is_not_called_temporary(hub_repos, workdir):
+    with FakeHub(hub_repos, server_errors={IP_ADAPTER}, error_status=403) as hub:
+        done = fineface_ui(hub, workdir, "download")
+    assert_fails_with(done, "refused it (HTTP 403)", "HF_TOKEN")
+    assert "try again" not in done.stderr
+
+
 def test_a_server_error_says_it_is_the_hub_and_to_try_again(hub_repos, workdir):
     with FakeHub(hub_repos, server_errors={IP_ADAPTER}, error_status=503, retry_after=0) as hub:
         done = fineface_ui(hub, workdir, "download")

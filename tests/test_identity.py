@@ -9,7 +9,8 @@ from PIL import Image, ImageDraw
 
 from fineface_ui.errors import CheckpointError, NoFaceError
 from fineface_ui.faces import FaceEmbedder
-from fineface_ui.identity_pipeline import IP_ADAPTER_FILE, FineFaceIdentityPipeline
+from fineface_ui.identity_pipeline import FineFaceIdentityPipeline
+from fineface_ui.model_sources import IP_ADAPTER_FILE
 from fineface_ui.settings import GenerationSettings
 from fineface_ui.studio import Studio
 from fineface_ui.tiny_face_models import write_model_pack

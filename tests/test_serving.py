@@ -3,9 +3,11 @@ that runs the models asks for a GPU sized to the request. Through the HTTP API, 
 
 from __future__ import annotations
 
+import pickle
 import threading
 import time
 
+import gradio as gr
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
@@ -17,7 +19,7 @@ from fineface_ui.settings import GenerationSettings
 from fineface_ui.studio import Studio
 from fineface_ui.tiny_face_models import write_model_pack
 
-from tests.app_fixtures import FAST, random_studio, running_app
+from tests.app_fixtures import FAST, blank_photo, random_studio, running_app
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # skimage deprecation inside insightface
 
@@ -73,8 +75,20 @@ def test_a_failed_background_load_reaches_the_next_request_as_its_message(sd21_p
     assert studio.ready("identity") is False  # told once; the next face request tries again
 
 
+def test_the_real_loader_finds_the_face_pack_in_the_weights_folder(tmp_path, monkeypatch):
+    from fineface_ui import weights
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", weights.Path("weights"))
+    write_model_pack(tmp_path / "weights" / "insightface")  # where `fineface-ui download` unpacks it
+    embedder = Studio.from_pretrained(device="cpu").face_embedder()
+    assert embedder.model_dir == (tmp_path / "weights" / "insightface" / "models" / "buffalo_l").resolve()
+
+
 class StandInSpaces:
-    """The part of the `spaces` package the app uses: GPU(duration=...) wrapping a function."""
+    """The part of the `spaces` package the app uses, GPU(duration=...), behaving as ZeroGPU does:
+    the call's arguments and result travel to and from a worker by pickle, and of its exceptions only
+    a gr.Error keeps its message."""
 
     def __init__(self) -> None:
         self.requested: list[int] = []
@@ -83,12 +97,19 @@ class StandInSpaces:
         def wrap(function):
             def on_gpu(*args, **kwargs):
                 self.requested.append(duration(*args, **kwargs))
-                return function(*args, **kwargs)
+                args, kwargs = pickle.loads(pickle.dumps((args, kwargs)))
+                try:
+                    result = function(*args, **kwargs)
+                except gr.Error:
+                    raise
+                except Exception as error:
+                    raise gr.Error(f"ZeroGPU worker error: {type(error).__name__}") from None
+                return pickle.loads(pickle.dumps(result))
             return on_gpu
         return wrap
 
 
-def test_on_zero_gpu_each_model_call_asks_for_seconds_sized_to_its_request(tmp_path_factory, monkeypatch):
+def test_on_zero_gpu_each_model_call_asks_for_seconds_sized_to_its_request(tmp_path_factory, tmp_path, monkeypatch):
     spaces = StandInSpaces()
     monkeypatch.setattr(zero_gpu, "spaces", spaces)
     with running_app(random_studio(tmp_path_factory)) as url:  # the app wraps the call when it is built
@@ -96,10 +117,12 @@ def test_on_zero_gpu_each_model_call_asks_for_seconds_sized_to_its_request(tmp_p
         path, metadata = generate(client, aus="AU12=2", seed=1)
         frames, _, _ = client.predict(prompt="a face", au="AU12", start=0, stop=4, frames=5, **FAST,
                                       api_name="/sweep")
+        with pytest.raises(AppError, match="No face was found in photo 1"):  # the worker's message survives
+            generate(client, photos=[handle_file(str(blank_photo(tmp_path / "wall.png")))])
     assert metadata["aus"][0]["AU12"] == 2 and len(frames) == 5  # generation itself is unchanged
     one = zero_gpu.estimated_seconds(None, GenerationSettings.create("a face", None, **FAST))
     five = zero_gpu.estimated_seconds(None, GenerationSettings.create("a face", [{}] * 5, **FAST))
-    assert spaces.requested == [one, five]
+    assert spaces.requested[:2] == [one, five]
 
     def seconds(aus, **options):
         return zero_gpu.estimated_seconds(None, GenerationSettings.create("a face", aus, **options))
