@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -308,3 +309,33 @@ def test_before_after_slides_from_the_all_aus_zero_image_to_the_current_one(page
     wait_for_history(page, "AU12=3.1 · seed 5")
     expect(compared.nth(1)).to_have_attribute("src", page.evaluate(RESULT_SRC))
     assert compared.nth(0).get_attribute("src") == before_url
+
+
+def test_the_first_face_photo_shows_the_face_models_loading_then_the_face(browser, sd21_pipe, identity_pipe, tmp_path):
+    from PIL import ImageDraw
+
+    from fineface_ui.faces import FaceEmbedder
+    from fineface_ui.studio import Studio
+    from fineface_ui.tiny_face_models import write_model_pack
+
+    write_model_pack(tmp_path / "faces")
+    downloading = threading.Event()
+
+    def slow_identity_pipeline():  # stands for the first download of several GB
+        assert downloading.wait(60)
+        return identity_pipe
+
+    face = Image.new("RGB", (320, 320), (30, 30, 30))
+    ImageDraw.Draw(face).rectangle((100, 90, 220, 230), fill=(235, 220, 200))  # a face to the tiny detector
+    face.save(tmp_path / "me.png")
+    studio = Studio(lambda: sd21_pipe, slow_identity_pipeline, lambda: FaceEmbedder(root=tmp_path / "faces"))
+    with running_app(studio) as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(url)
+        page.get_by_text("Face photos (optional)").click()
+        page.locator("#face-photos input[type=file]").set_input_files(tmp_path / "me.png")
+        page.get_by_text("Loading the face pipeline").first.wait_for(timeout=20_000)
+        downloading.set()
+        page.locator("#face-note").get_by_text("Face found in 1 photo(s)").wait_for(timeout=20_000)
+        page.close()
+    assert studio.is_loaded("identity")
