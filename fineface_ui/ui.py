@@ -49,6 +49,7 @@ OPTION_NAMES = tuple(name for name in GenerationSettings.__dataclass_fields__ if
 # `.release` would ignore the keyboard. So the page tracks whether a pointer is pressed, and a
 # keyboard `.input` bumps a hidden counter whose change joins the release triggers.
 TRACK_POINTER_JS = """() => {
+  window.fineFacePointerDown = false;
   const track = (down) => () => { window.fineFacePointerDown = down; };
   window.addEventListener("pointerdown", track(true), true);
   window.addEventListener("pointerup", track(false), true);
