@@ -32,7 +32,7 @@ CACHE_SIZE = 64
 
 
 def download_root() -> Path:
-    """Where `download` unpacks the pack: <weights folder>/insightface/models/buffalo_l."""
+    """The root `download` unpacks the pack under (as <root>/models/buffalo_l): <weights folder>/insightface."""
     return weights.WEIGHTS_DIR / "insightface"
 
 
@@ -56,9 +56,12 @@ def find_model_pack(root: str | Path | None = None) -> Path:
     raise MissingWeightsError(
         f"The face model pack '{PACK_NAME}' (InsightFace: {DETECTOR_FILE} and {RECOGNIZER_FILE}) "
         "was not found. Looked in:\n" + "\n".join(looked_in) + "\n"
-        f"To get it, run `{weights.DOWNLOAD_COMMAND}`, or download {PACK_URL} and unzip its files into "
-        f"{weights.weights_label()}/insightface/models/{PACK_NAME}/."
+        f"To get it, run `{weights.DOWNLOAD_COMMAND}`, or {_by_hand()}."
     )
+
+
+def _by_hand() -> str:
+    return f"download {PACK_URL} and unzip its files into {weights.weights_label()}/insightface/models/{PACK_NAME}/"
 
 
 def _shown(root: Path) -> str:
@@ -78,11 +81,12 @@ def _pack_shown(pack: Path) -> str:
 def ensure_model_pack() -> Path:
     """The folder holding models/buffalo_l, downloading the pack when it is nowhere (unless offline: fail fast)."""
     try:
-        return find_model_pack().parent.parent
+        pack = find_model_pack()
     except MissingWeightsError:
         if not weights.hub_reachable():
             raise
-    return download_model_pack().parent.parent
+        pack = download_model_pack()
+    return pack.parent.parent
 
 
 def download_model_pack() -> Path:
@@ -94,8 +98,8 @@ def download_model_pack() -> Path:
         ensure_available("models", PACK_NAME, root=str(root))
     except Exception as error:  # InsightFace's downloader raises whatever its HTTP stack raises
         raise MissingWeightsError(
-            f"Could not download the InsightFace pack {PACK_NAME} ({type(error).__name__}). Download {PACK_URL} "
-            f"and unzip its files into {weights.weights_label()}/insightface/models/{PACK_NAME}/."
+            f"Could not download the InsightFace pack {PACK_NAME} ({type(error).__name__}). "
+            f"Instead, {_by_hand()}."
         ) from error
     return find_model_pack(root)
 
