@@ -76,8 +76,8 @@ class Studio:
     @classmethod
     def with_random_weights(cls, folder: Path) -> "Studio":
         """Tiny random models written to `folder`: the whole app works offline, the images are noise."""
-        from .tiny_face_models import write_model_pack
-        from .tiny_models import write_sd15_fineface, write_sd21_fineface
+        from .standins.tiny_face_models import write_model_pack
+        from .standins.tiny_models import write_sd15_fineface, write_sd21_fineface
 
         folder = Path(folder)
         base, fineface = write_sd21_fineface(folder / "sd21")

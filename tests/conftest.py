@@ -12,7 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 @pytest.fixture(scope="session")
 def sd21_files(tmp_path_factory):
-    from fineface_ui.tiny_models import write_sd21_fineface
+    from fineface_ui.standins.tiny_models import write_sd21_fineface
 
     base, fineface = write_sd21_fineface(tmp_path_factory.mktemp("sd21"))
     return {"base_model": base, "fineface_weights": fineface}
@@ -27,7 +27,7 @@ def sd21_pipe(sd21_files):
 
 @pytest.fixture(scope="session")
 def sd15_files(tmp_path_factory):
-    from fineface_ui.tiny_models import write_sd15_fineface
+    from fineface_ui.standins.tiny_models import write_sd15_fineface
 
     return write_sd15_fineface(tmp_path_factory.mktemp("sd15"))
 

@@ -6,7 +6,7 @@ from diffusers.models.attention_processor import Attention
 
 from fineface_ui.attention import FineFaceAttnProcessor
 from fineface_ui.au_encoder import AUEncoder
-from fineface_ui.reference import ReferenceAUAttnProcessor
+from fineface_ui.bench.reference import ReferenceAUAttnProcessor
 
 from .conftest import FAST
 
@@ -110,7 +110,7 @@ def test_au_vector_reaches_every_cross_attention_layer_and_no_self_attention_lay
 
 
 def test_fast_pipeline_matches_the_literal_eq2_end_to_end(sd21_pipe):
-    from fineface_ui.reference import install_reference
+    from fineface_ui.bench.reference import install_reference
 
     image_fast = sd21_pipe("a face", {"AU12": 3, "AU4": -2}, seed=3, **FAST).images[0]
     unet = sd21_pipe.sd.unet

@@ -331,7 +331,7 @@ def test_the_first_face_photo_shows_the_face_models_loading_then_the_face(browse
 
     from fineface_ui.faces import FaceEmbedder
     from fineface_ui.studio import Studio
-    from fineface_ui.tiny_face_models import write_model_pack
+    from fineface_ui.standins.tiny_face_models import write_model_pack
 
     write_model_pack(tmp_path / "faces")
     downloading = threading.Event()

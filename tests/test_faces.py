@@ -18,7 +18,7 @@ from fineface_ui import faces, model_sources, weights
 from fineface_ui.errors import CheckpointError, InvalidInputError, MissingWeightsError, NoFaceError
 from fineface_ui.faces import FaceEmbedder, draw_face_box, load_rgb
 
-from fineface_ui.tiny_face_models import write_model_pack
+from fineface_ui.standins.tiny_face_models import write_model_pack
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # skimage deprecation inside insightface
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fineface_ui.attention import FineFaceAttnProcessor, install_processors
-from fineface_ui.layouts import SD15_UNET, SD21_BASE_UNET, meta_unet
+from fineface_ui.standins.layouts import SD15_UNET, SD21_BASE_UNET, meta_unet
 from fineface_ui.lora import expected_lora_shapes
 
 

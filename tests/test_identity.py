@@ -13,7 +13,7 @@ from fineface_ui.identity_pipeline import FineFaceIdentityPipeline
 from fineface_ui.model_sources import IP_ADAPTER_FILE
 from fineface_ui.settings import GenerationSettings
 from fineface_ui.studio import Studio
-from fineface_ui.tiny_face_models import write_model_pack
+from fineface_ui.standins.tiny_face_models import write_model_pack
 
 from .conftest import FAST
 

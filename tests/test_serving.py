@@ -17,7 +17,7 @@ from fineface_ui import zero_gpu
 from fineface_ui.faces import FaceEmbedder
 from fineface_ui.settings import GenerationSettings
 from fineface_ui.studio import Studio
-from fineface_ui.tiny_face_models import write_model_pack
+from fineface_ui.standins.tiny_face_models import write_model_pack
 
 from tests.app_fixtures import FAST, blank_photo, random_studio, running_app
 

@@ -3,7 +3,7 @@
 CPU: the full-size SD 2.1-base UNet (random weights) at a small latent size, one denoising step of
 our processors (SDPA, AU term precomputed, LoRA fused) against the literal paper Eq. 2 (bmm
 attention, AU attention every step, LoRA unfused).
-`--device cuda --full-size`: the GPU table of bench_full_size.py (fp16 correctness, per-step and
+`--device cuda --full-size`: the GPU table of gpu_table.py (fp16 correctness, per-step and
 end-to-end latency under each speed option, memory, out of memory).
 """
 
@@ -18,11 +18,11 @@ from typing import Callable
 
 import torch
 
-from .au_encoder import AUEncoder
-from .checkpoints import read_state_dict
-from .full_size import adapted_unet
-from .layouts import SD21_BASE_UNET
-from .lora import FILE_PREFIX
+from ..au_encoder import AUEncoder
+from ..checkpoints import read_state_dict
+from ..standins.full_size import adapted_unet
+from ..standins.layouts import SD21_BASE_UNET
+from ..lora import FILE_PREFIX
 from .reference import install_reference
 
 
@@ -80,8 +80,8 @@ def face_embedding_latency(photo_path: Path | None) -> tuple[str, list[tuple[str
     """
     from PIL import Image, ImageDraw
 
-    from .faces import FaceEmbedder
-    from .tiny_face_models import write_model_pack
+    from ..faces import FaceEmbedder
+    from ..standins.tiny_face_models import write_model_pack
 
     if photo_path is not None:
         embedder, photo, label = FaceEmbedder(), Image.open(photo_path), f"buffalo_l on {photo_path.name}"
@@ -100,19 +100,19 @@ def face_embedding_latency(photo_path: Path | None) -> tuple[str, list[tuple[str
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m fineface_ui.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--latent", type=int, default=16, help="CPU latent size (16 = a 128x128 image)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--face-photo", type=Path, help="a real face photo, to time InsightFace buffalo_l")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--full-size", action="store_true",
-                        help="with --device cuda: the whole GPU table at 512x512 (bench_full_size.py)")
+                        help="with --device cuda: the whole GPU table at 512x512 (gpu_table.py)")
     args = parser.parse_args(argv)
     torch.set_grad_enabled(False)
     if args.device == "cuda" or args.full_size:
         if not (args.device == "cuda" and args.full_size and torch.cuda.is_available()):
             parser.error("the GPU table needs --device cuda --full-size and a CUDA GPU")
-        from .bench_full_size import main as full_size_table
+        from .gpu_table import main as full_size_table
 
         return full_size_table()
 

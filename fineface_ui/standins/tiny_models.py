@@ -18,8 +18,8 @@ from peft import LoraConfig, get_peft_model_state_dict
 from safetensors.torch import save_file
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from .aus import NUM_AUS
-from .lora import FILE_PREFIX, PROJECTIONS
+from ..aus import NUM_AUS
+from ..lora import FILE_PREFIX, PROJECTIONS
 
 LORA_RANK = 32  # as released
 # Text width (= UNet cross-attention width = AU token width). SD 2.1's AU encoder is Linear(12, 64)
@@ -145,7 +145,7 @@ def write_sd21_fineface(root: Path, seed: int = 0) -> tuple[Path, Path]:
 
 def write_ip_adapter_file(unet: UNet2DConditionModel, path: Path, num_tokens: int = 16, seed: int = 3) -> None:
     """An IP-Adapter-FaceID portrait .bin: {'image_proj': MLP + LayerNorm, 'ip_adapter': per-layer K/V by index}."""
-    from .identity_pipeline import FACE_EMBEDDING_DIM
+    from ..identity_pipeline import FACE_EMBEDDING_DIM
 
     generator = torch.Generator().manual_seed(seed)
     token_dim = unet.config.cross_attention_dim

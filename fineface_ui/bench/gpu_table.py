@@ -1,6 +1,6 @@
 """The full-size GPU table: `python -m fineface_ui.bench --device cuda --full-size`.
 
-Random weights in the real SD 2.1-base and SD 1.5 architectures (full_size.py), 512x512, 25 steps.
+Random weights in the real SD 2.1-base and SD 1.5 architectures (standins/full_size.py), 512x512, 25 steps.
 Prints, in one run: fp16 correctness against fp32, per-step UNet times of diffusers' plain UNet,
 ours and the literal paper Eq. 2 under each speed option, end-to-end latency (p50/p90), the
 warm-up and first image, the identity pipeline, peak memory with both loaded, and an out-of-memory
@@ -18,12 +18,12 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from . import full_size
-from .acceleration import Acceleration
-from .aus import AU_NAMES
-from .bench_components import step_table, vae_table
-from .bench_table import p50_p90, row, section, timed_ms
-from .errors import GPUMemoryError
+from ..standins import full_size
+from ..acceleration import Acceleration
+from ..aus import AU_NAMES
+from .components import step_table, vae_table
+from .table import p50_p90, row, section, timed_ms
+from ..errors import GPUMemoryError
 
 PROMPT = "a close-up of a woman in a park"
 RENDER = {"seed": 7, "num_inference_steps": 25, "height": 512, "width": 512}

@@ -16,14 +16,14 @@ from typing import Any, Callable
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from . import full_size
-from .acceleration import Acceleration, WarmedForward, warming
-from .attention import request_addresses
-from .au_encoder import AUEncoder
-from .bench_table import ALL_ON, row, section, timed_ms
-from .checkpoints import read_state_dict
-from .layouts import SD21_BASE_UNET, SD21_BASE_VAE
-from .lora import FILE_PREFIX
+from ..standins import full_size
+from ..acceleration import Acceleration, WarmedForward, warming
+from ..attention import request_addresses
+from ..au_encoder import AUEncoder
+from .table import ALL_ON, row, section, timed_ms
+from ..checkpoints import read_state_dict
+from ..standins.layouts import SD21_BASE_UNET, SD21_BASE_VAE
+from ..lora import FILE_PREFIX
 from .reference import install_reference
 
 
