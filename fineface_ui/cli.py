@@ -12,25 +12,20 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import FineFaceError, InvalidInputError
+from .settings import PROMPT, SETTINGS
 
 
 def _generate_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("generate", help="render one image and write it as PNG with its settings")
-    parser.add_argument("--prompt")
+    parser.add_argument(PROMPT.flag, help=PROMPT.help)
     parser.add_argument("--au", action="append", default=None, metavar="AU=VALUE",
                         help="an AU intensity, e.g. --au AU12=3 --au AU6=2 (repeatable)")
     parser.add_argument("--from", dest="from_png", type=Path, help="start from the settings stored in a PNG")
     parser.add_argument("--face", action="append", type=Path, default=[], help="a photo of the person (repeatable)")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--steps", dest="num_inference_steps", type=int)
-    parser.add_argument("--guidance", dest="guidance_scale", type=float)
-    parser.add_argument("--au-scale", type=float)
-    parser.add_argument("--ip-scale", type=float)
-    parser.add_argument("--lora-scale", type=float)
-    parser.add_argument("--negative-prompt")
-    parser.add_argument("--height", type=int)
-    parser.add_argument("--width", type=int)
-    parser.add_argument("--scheduler", choices=["dpm++", "paper"])
+    for setting in SETTINGS:
+        # No argparse default: a setting not given keeps the value of --from, else the spec's default.
+        parser.add_argument(setting.flag, dest=setting.name, type=setting.kind, choices=setting.choices or None,
+                            help=f"{setting.help} ({setting.accepted()}; default {setting.default!r})")
     parser.add_argument("--out", type=Path, default=Path("fineface.png"))
     parser.add_argument("--device", help="cuda, cpu, ... (default: cuda when available)")
     parser.add_argument("--base-model", help="SD 2.1 base: Hub repo id or local diffusers folder")
@@ -57,7 +52,7 @@ def generate(args: argparse.Namespace) -> Path:
     from .aus import parse_au_string
     from .pipeline import default_device_and_dtype
     from .png_info import read_settings, save_png
-    from .settings import GenerationSettings
+    from .settings import SPEC, GenerationSettings
     from .studio import Studio
 
     stored = read_settings(args.from_png) if args.from_png else {}
@@ -65,9 +60,7 @@ def generate(args: argparse.Namespace) -> Path:
         raise InvalidInputError(f"{args.from_png.name} was made from {stored['faces']} face photo(s): "
                                 "pass them again with --face to reproduce it.")
     values = GenerationSettings.from_metadata(stored).as_dict() if stored else {"prompt": "", "aus": [{}]}
-    values.update({name: getattr(args, name) for name in (
-        "seed", "num_inference_steps", "guidance_scale", "au_scale", "ip_scale", "lora_scale",
-        "negative_prompt", "height", "width", "scheduler") if getattr(args, name) is not None})
+    values.update({name: getattr(args, name) for name in SPEC if getattr(args, name) is not None})
     if args.prompt is not None:
         values["prompt"] = args.prompt
     if args.au is not None:

@@ -1,46 +1,122 @@
-"""One generation request, validated once where it enters (Python API, CLI, UI and HTTP API alike)."""
+"""Every generation setting, defined once, and one generation request validated against them.
+
+SETTINGS is the single source: validation, the page's controls, the command-line flags, the HTTP
+API's parameters and the README's parameter table are all derived from it. The request
+(GenerationSettings) is validated once, where it enters: Python API, CLI, page and HTTP API alike.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping, Sequence
 
-from .aus import AUValues, au_dict
+from .aus import ACCEPTED_RANGE, AUValues, au_dict
 from .errors import InvalidInputError
 
+MAX_SEED = 2**32 - 1
+MAX_PROMPT_CHARS = 2000
+MAX_IMAGES_PER_CALL = 32
+# PEFT's default alpha 8 over rank 32: the strength the released LoRA was trained with (see lora.py).
+TRAINED_LORA_SCALE = 0.25
 SCHEDULERS = {
     "dpm++": "DPM-Solver++ 2M, fast (25 steps are enough)",
     "paper": "the base model's own scheduler, as in the paper (50 steps)",
 }
-MAX_SEED = 2**32 - 1
-MAX_PROMPT_CHARS = 2000
-MAX_IMAGES_PER_CALL = 32
-SIZES = range(256, 1025, 64)
+TEXT, FACE = "text", "face"  # the two pipelines: no face photo (SD 2.1-base), face photos (SD 1.5)
 
 
-def _number(name: str, value: Any, low: float, high: float, integer: bool = False) -> Any:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"{name} must be a number, got {value!r}.") from None
-    if not math.isfinite(number) or not low <= number <= high:
-        raise InvalidInputError(f"{name} must be between {low:g} and {high:g}, got {value!r}.")
-    if integer:
+@dataclass(frozen=True)
+class Setting:
+    """One setting as every interface presents it."""
+
+    name: str  # GenerationSettings field, API parameter and metadata key
+    label: str  # the page's label
+    flag: str  # the command-line option
+    kind: type  # int, float or str
+    default: Any
+    help: str
+    low: float | None = None  # numbers: the accepted range, bounds included
+    high: float | None = None
+    step: float = 1  # the page's slider step; sizes must also be a multiple of it
+    choices: tuple[str, ...] = ()
+    pipelines: tuple[str, ...] = (TEXT, FACE)  # the pipelines that use it; the others ignore it
+
+    def check(self, value: Any) -> Any:
+        """The value in its type, or an InvalidInputError naming the setting and the accepted values."""
+        if self.kind is str:
+            return self._check_text(value)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"{self.label} must be a number, got {value!r}.") from None
+        if not math.isfinite(number) or not self.low <= number <= self.high:
+            raise InvalidInputError(f"{self.label} must be between {_number(self.low)} and {_number(self.high)}, "
+                                    f"got {value!r}.")
+        if self.kind is float:
+            return number
         if number != int(number):
-            raise InvalidInputError(f"{name} must be a whole number, got {value!r}.")
+            raise InvalidInputError(f"{self.label} must be a whole number, got {value!r}.")
+        if self.step != 1 and number % self.step:
+            raise InvalidInputError(f"{self.label} must be a multiple of {self.step:g}, got {value!r}.")
         return int(number)
-    return number
+
+    def _check_text(self, value: Any) -> str:
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise InvalidInputError(f"{self.label} must be text, got {type(value).__name__}.")
+        if self.choices and value not in self.choices:
+            raise InvalidInputError(f"Unknown {self.label.lower()} {value!r}; choose one of {', '.join(self.choices)}.")
+        if len(value) > MAX_PROMPT_CHARS:
+            raise InvalidInputError(f"{self.label} is {len(value)} characters long; the limit is {MAX_PROMPT_CHARS}.")
+        return value
+
+    def accepted(self) -> str:
+        """The accepted values in words, for help texts and the README."""
+        if self.choices:
+            return " or ".join(f"`{choice}`" for choice in self.choices)
+        if self.kind is str:
+            return f"text, at most {MAX_PROMPT_CHARS} characters"
+        multiple = f", a multiple of {self.step:g}" if self.kind is int and self.step != 1 else ""
+        return f"{_number(self.low)} to {_number(self.high)}{multiple}"
 
 
-def _text(name: str, value: Any) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise InvalidInputError(f"{name} must be text, got {type(value).__name__}.")
-    if len(value) > MAX_PROMPT_CHARS:
-        raise InvalidInputError(f"{name} is {len(value)} characters long; the limit is {MAX_PROMPT_CHARS}.")
-    return value
+def _number(value: float) -> str:
+    """2**32 - 1 written out, 0.25 without trailing zeros."""
+    return str(int(value)) if value == int(value) else f"{value:g}"
+
+
+def _size(name: str) -> Setting:
+    return Setting(name, name.capitalize(), f"--{name}", int, 512, f"image {name} in pixels",
+                   low=256, high=1024, step=64)
+
+
+def _strength(name: str, label: str, default: float, help: str, pipelines: tuple[str, ...]) -> Setting:
+    return Setting(name, label, f"--{name.replace('_', '-')}", float, default, help, low=-2, high=3, step=0.05,
+                   pipelines=pipelines)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("seed", "Seed", "--seed", int, 0, "the starting noise: the same seed and settings give the same image",
+            low=0, high=MAX_SEED),
+    Setting("num_inference_steps", "Steps", "--steps", int, 25,
+            "denoising steps (about 25 with dpm++, 50 with the paper's scheduler)", low=1, high=150),
+    Setting("guidance_scale", "Guidance scale", "--guidance", float, 7.5,
+            "how closely the image follows the prompt (1 or less: no classifier-free guidance)",
+            low=0, high=30, step=0.5),
+    _strength("au_scale", "AU strength", 1.0, "how strongly the AU values act (1 = as trained)", (TEXT, FACE)),
+    _strength("ip_scale", "Identity strength", 1.0, "how closely the face follows the photos", (FACE,)),
+    _strength("lora_scale", "LoRA strength", TRAINED_LORA_SCALE,
+              f"the FineFace LoRA's strength ({TRAINED_LORA_SCALE:g} is what it was trained with)", (TEXT,)),
+    Setting("negative_prompt", "Negative prompt", "--negative-prompt", str, "", "what the image should not show"),
+    _size("height"),
+    _size("width"),
+    Setting("scheduler", "Scheduler", "--scheduler", str, "dpm++",
+            "; ".join(f"{name}: {text}" for name, text in SCHEDULERS.items()), choices=tuple(SCHEDULERS)),
+)
+SPEC = {setting.name: setting for setting in SETTINGS}
+PROMPT = Setting("prompt", "Prompt", "--prompt", str, "", "the picture to make")
 
 
 @dataclass(frozen=True)
@@ -49,21 +125,21 @@ class GenerationSettings:
 
     prompt: str
     aus: tuple[dict[str, float], ...]  # one full twelve-AU dict per image
-    seed: int = 0
-    num_inference_steps: int = 25
-    guidance_scale: float = 7.5
-    au_scale: float = 1.0
-    negative_prompt: str = ""
-    height: int = 512
-    width: int = 512
-    scheduler: str = "dpm++"
-    ip_scale: float = 1.0
+    seed: int = SPEC["seed"].default
+    num_inference_steps: int = SPEC["num_inference_steps"].default
+    guidance_scale: float = SPEC["guidance_scale"].default
+    au_scale: float = SPEC["au_scale"].default
+    ip_scale: float = SPEC["ip_scale"].default
     lora_scale: float | None = None  # None keeps the strength the pipeline has fused
+    negative_prompt: str = SPEC["negative_prompt"].default
+    height: int = SPEC["height"].default
+    width: int = SPEC["width"].default
+    scheduler: str = SPEC["scheduler"].default
 
     @classmethod
     def create(cls, prompt: Any, aus: AUValues | Sequence[AUValues] | None = None, **options: Any) -> "GenerationSettings":
         """Validate user values into settings; raises InvalidInputError with a readable message."""
-        unknown = set(options) - {f for f in cls.__dataclass_fields__ if f not in ("prompt", "aus")}
+        unknown = set(options) - set(SPEC)
         if unknown:
             raise InvalidInputError(f"Unknown setting(s): {', '.join(sorted(unknown))}.")
         if isinstance(aus, (list, tuple)) and aus and isinstance(aus[0], (Mapping, str)):
@@ -72,37 +148,14 @@ class GenerationSettings:
             au_list = [au_dict(aus)]  # type: ignore[arg-type]
         if len(au_list) > MAX_IMAGES_PER_CALL:
             raise InvalidInputError(f"At most {MAX_IMAGES_PER_CALL} AU settings per call, got {len(au_list)}.")
-        checked: dict[str, Any] = {}
-        for name, value in options.items():
-            if name == "lora_scale" and value is None:
-                continue
-            if name == "seed":
-                checked[name] = _number("seed", value, 0, MAX_SEED, integer=True)
-            elif name == "num_inference_steps":
-                checked[name] = _number("steps", value, 1, 150, integer=True)
-            elif name == "guidance_scale":
-                checked[name] = _number("guidance scale", value, 0, 30)
-            elif name in ("au_scale", "ip_scale", "lora_scale"):
-                checked[name] = _number(name.replace("_", " "), value, -2, 3)
-            elif name in ("height", "width"):
-                size = _number(name, value, SIZES.start, SIZES.stop - 1, integer=True)
-                if size % SIZES.step:
-                    raise InvalidInputError(f"{name} must be a multiple of {SIZES.step}, got {size}.")
-                checked[name] = size
-            elif name == "negative_prompt":
-                checked[name] = _text("negative prompt", value)
-            elif name == "scheduler":
-                if value not in SCHEDULERS:
-                    raise InvalidInputError(f"Unknown scheduler {value!r}; choose one of {', '.join(SCHEDULERS)}.")
-                checked[name] = value
-        return cls(prompt=_text("prompt", prompt), aus=tuple(au_list), **checked)
+        checked = {name: SPEC[name].check(value) for name, value in options.items()
+                   if not (name == "lora_scale" and value is None)}
+        return cls(prompt=PROMPT.check(prompt), aus=tuple(au_list), **checked)
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, Any], index: int = 0) -> "GenerationSettings":
         """The settings of image `index` in a metadata dict written by this app (validated again)."""
-        options = {name: metadata[name] for name in cls.__dataclass_fields__ if name in metadata}
-        options.pop("prompt", None)
-        options.pop("aus", None)
+        options = {name: metadata[name] for name in SPEC if name in metadata}
         return cls.create(metadata.get("prompt", ""), (metadata.get("aus") or [{}])[index], **options)
 
     def as_dict(self) -> dict[str, Any]:
@@ -110,3 +163,35 @@ class GenerationSettings:
         values = asdict(self)
         values["aus"] = [dict(item) for item in self.aus]
         return values
+
+    def as_used_by(self, pipeline: str) -> "GenerationSettings":
+        """These settings with those `pipeline` ignores at their defaults: equal when the image would be."""
+        return replace(self, **{s.name: s.default for s in SETTINGS if pipeline not in s.pipelines})
+
+
+def parameter_table() -> str:
+    """The README's table of parameters (Python, command line, HTTP API), made from SETTINGS."""
+    low, high = ACCEPTED_RANGE
+    rows = [
+        ("prompt", PROMPT.flag, PROMPT.accepted(), "empty", PROMPT.help),
+        ("aus", "--au AU=VALUE", f"each AU {low:g} to {high:g}; at most {MAX_IMAGES_PER_CALL} AU settings per call",
+         "all 0", "the twelve AU intensities: `AU12=3` pairs, a dict, or twelve numbers in model order"),
+        *((s.name, s.flag, s.accepted(), _shown(s.default), s.help + _used_only_with(s)) for s in SETTINGS),
+    ]
+    lines = ["| parameter | command line | accepts | default | what it does |", "|---|---|---|---|---|"]
+    return "\n".join([*lines, *(f"| `{name}` | `{flag}` | {accepts} | {default} | {text} |"
+                                for name, flag, accepts, default, text in rows)])
+
+
+def _shown(default: Any) -> str:
+    if isinstance(default, str):
+        return f"`{default}`" if default else "empty"
+    return _number(default)
+
+
+def _used_only_with(setting: Setting) -> str:
+    if setting.pipelines == (TEXT,):
+        return "; ignored with a face photo"
+    if setting.pipelines == (FACE,):
+        return "; used only with a face photo"
+    return ""

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 # Tests never touch the network: huggingface_hub reads this at import time.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -39,4 +42,29 @@ def identity_pipe(sd15_files):
     return FineFaceIdentityPipeline.from_pretrained(**sd15_files, device="cpu")
 
 
-FAST = {"num_inference_steps": 2, "height": 256, "width": 256}
+@pytest.fixture(scope="session")
+def random_studio(tmp_path_factory):
+    """The Studio of `--random-weights`, with every model loaded at start as `--preload` does."""
+    from fineface_ui.studio import Studio
+
+    studio = Studio.with_random_weights(tmp_path_factory.mktemp("random-weights"))
+    studio.face_embedder(), studio.identity_pipeline()
+    return studio
+
+
+@pytest.fixture(scope="session")
+def fast():
+    """Settings that keep a tiny-model render well under a second."""
+    return {"num_inference_steps": 2, "height": 256, "width": 256}
+
+
+@pytest.fixture(scope="session")
+def pixels():
+    """An image (PIL or a file path) as RGB int16 values, ready to subtract."""
+    def as_array(image: Image.Image | str | Path) -> np.ndarray:
+        if isinstance(image, (str, Path)):
+            with Image.open(image) as opened:
+                return np.asarray(opened.convert("RGB"), dtype=np.int16)
+        return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+    return as_array

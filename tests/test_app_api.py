@@ -11,49 +11,60 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from fineface_ui.png_info import read_settings
-from tests.app_fixtures import FAST, blank_photo, random_studio, running_app
+from fineface_ui.settings import SETTINGS
+from tests.app_fixtures import blank_photo, running_app
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # skimage deprecation inside insightface
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    with running_app(random_studio(tmp_path_factory)) as url:
+def client(random_studio):
+    with running_app(random_studio) as url:
         yield Client(url, verbose=False)
 
 
-def generate(client: Client, **values):
-    return client.predict(**{"prompt": "a close-up of a face", **FAST, **values}, api_name="/generate")
+@pytest.fixture
+def generate(client, fast):
+    def call(**values):
+        return client.predict(**{"prompt": "a close-up of a face", **fast, **values}, api_name="/generate")
 
-
-def pixels(path: str) -> np.ndarray:
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
+    return call
 
 
 def test_only_generate_and_sweep_are_public_endpoints(client):
     assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {"/generate", "/sweep"}
 
 
-def test_generate_returns_a_png_carrying_its_settings(client):
-    path, metadata = generate(client, aus="AU6=2.5, AU12=5", seed=7)
+@pytest.mark.parametrize("endpoint", ["/generate", "/sweep"])
+def test_every_setting_is_a_typed_parameter_with_the_default_of_its_spec(client, endpoint):
+    parameters = client.view_api(print_info=False, return_format="dict")["named_endpoints"][endpoint]["parameters"]
+    by_name = {parameter["parameter_name"]: parameter for parameter in parameters}
+    kinds = {int: "integer", float: "number", str: "string"}
+    for setting in SETTINGS:
+        assert by_name[setting.name]["parameter_default"] == setting.default
+        assert by_name[setting.name]["type"]["type"] == kinds[setting.kind]
+    assert {"prompt", "aus", "photos"} <= set(by_name)
+
+
+def test_generate_returns_a_png_carrying_its_settings(generate, pixels):
+    path, metadata = generate(aus="AU6=2.5, AU12=5", seed=7)
     assert pixels(path).shape == (256, 256, 3)
     stored = read_settings(path)
     assert stored["seed"] == metadata["seed"] == 7
     assert stored["aus"][0]["AU12"] == 5 and stored["aus"][0]["AU6"] == 2.5
 
 
-def test_the_same_seed_gives_the_same_pixels_and_another_seed_does_not(client):
-    first, _ = generate(client, aus='{"AU12": 3}', seed=11)
-    again, _ = generate(client, aus='{"AU12": 3}', seed=11)
-    other, _ = generate(client, aus='{"AU12": 3}', seed=12)
+def test_the_same_seed_gives_the_same_pixels_and_another_seed_does_not(generate, pixels):
+    first, _ = generate(aus='{"AU12": 3}', seed=11)
+    again, _ = generate(aus='{"AU12": 3}', seed=11)
+    other, _ = generate(aus='{"AU12": 3}', seed=12)
     assert np.array_equal(pixels(first), pixels(again))
     assert not np.array_equal(pixels(first), pixels(other))
 
 
-def test_sweep_returns_one_frame_per_step_and_a_looping_gif(client):
+def test_sweep_returns_one_frame_per_step_and_a_looping_gif(client, fast):
     frames, animation, metadata = client.predict(
-        prompt="a face", au="AU12", start=0, stop=4, frames=5, aus="AU6=1", **FAST, api_name="/sweep"
+        prompt="a face", au="AU12", start=0, stop=4, frames=5, aus="AU6=1", **fast, api_name="/sweep"
     )
     assert len(frames) == 5
     assert [aus["AU12"] for aus in metadata["aus"]] == [0, 1, 2, 3, 4]
@@ -67,26 +78,26 @@ def test_sweep_returns_one_frame_per_step_and_a_looping_gif(client):
     [
         ({"aus": "AU12=nan"}, "finite"),
         ({"aus": '{"AU12": 1e9}'}, "accepted range"),
-        ({"seed": 1e12}, "seed"),
+        ({"seed": 1e12}, "Seed must be between 0 and 4294967295"),
         ({"aus": "AU99=1"}, "Unknown Action Unit"),
         ({"aus": json.dumps(list(range(13)))}, "Expected 12"),
-        ({"width": 100_000}, "width"),
+        ({"width": 100_000}, "Width must be between 256 and 1024"),
         ({"scheduler": "euler"}, "scheduler"),
     ],
 )
-def test_invalid_values_get_a_readable_error_and_the_next_call_works(client, values, message):
+def test_invalid_values_get_a_readable_error_and_the_next_call_works(generate, pixels, values, message):
     with pytest.raises(AppError, match=message):
-        generate(client, **values)
-    path, _ = generate(client, aus="AU12=1")
+        generate(**values)
+    path, _ = generate(aus="AU12=1")
     assert pixels(path).shape == (256, 256, 3)
 
 
-def test_a_sweep_of_too_many_frames_is_refused_before_any_work(client):
+def test_a_sweep_of_too_many_frames_is_refused_before_any_work(client, fast):
     with pytest.raises(AppError, match="frames"):
-        client.predict(prompt="a face", au="AU12", frames=1e9, **FAST, api_name="/sweep")
+        client.predict(prompt="a face", au="AU12", frames=1e9, **fast, api_name="/sweep")
 
 
-def test_a_photo_without_a_face_gets_the_no_face_message(client, tmp_path):
+def test_a_photo_without_a_face_gets_the_no_face_message(generate, tmp_path):
     photo = blank_photo(tmp_path / "empty_wall.png")
     with pytest.raises(AppError, match="No face was found in photo 1"):
-        generate(client, photos=[handle_file(photo)])
+        generate(photos=[handle_file(photo)])

@@ -1,0 +1,194 @@
+"""The page's event handlers: page values in, one Studio call, page values out.
+
+Plain functions, so tests call them without a browser. Page values travel by name: a handler that
+restores settings returns them in PAGE_VALUES order, the order ui.py lays the controls out in.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import replace
+from typing import Any
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from .aus import AU_NAMES, au_dict, canonical_name, check_intensity, format_aus
+from .errors import InvalidInputError, NoFaceError
+from .faces import DetectedFace, draw_face_box
+from .pipeline import FineFaceOutput
+from .png_info import read_settings
+from .presets import PRESETS, preset_aus
+from .rendering import Backend, Stopped, create_settings, readable_errors
+from .session import Result, Session
+from .settings import FACE, MAX_IMAGES_PER_CALL, MAX_SEED, SETTINGS, SPEC, TEXT, GenerationSettings
+
+PAGE_VALUES = ("prompt", *SPEC, *AU_NAMES)
+# The settings only one pipeline uses: the page shows each only while that pipeline is the one in use.
+PIPELINE_SETTINGS = tuple(setting for setting in SETTINGS if len(setting.pipelines) == 1)
+NO_PHOTO = "No photo: the text-only model is used."
+
+
+def random_seed() -> int:
+    return random.randint(0, MAX_SEED)
+
+
+def split(values: dict[str, Any]) -> tuple[str, dict[str, float], dict[str, Any]]:
+    """Page values by name -> (prompt, AUs, other settings), the arguments of create_settings."""
+    return values["prompt"], {name: values[name] for name in AU_NAMES}, {name: values[name] for name in SPEC}
+
+
+def image_key(settings: GenerationSettings, photos: list[str]) -> tuple:
+    """What decides an image: equal keys, equal images (settings the pipeline ignores left out)."""
+    return settings.as_used_by(FACE if photos else TEXT), tuple(photos)
+
+
+def render(backend: Backend, state: Session, photo_paths: list[str] | None, keep: bool,
+           progress: gr.Progress = gr.Progress(track_tqdm=True), **values: Any) -> Any:
+    """The image for the page's settings, rendered in one batch with its all-AUs-0 twin for the
+    before/after view (the twin is reused while only the AUs change)."""
+    if not keep:
+        values["seed"] = random_seed()
+    text, aus, options = split(values)
+    settings = create_settings(text, aus, **options)
+    photos = list(photo_paths or [])
+    key = image_key(settings, photos)
+    if keep and state.history and state.history[0].key == key:
+        return gr.skip()  # e.g. a number box losing focus without a change: the same image again
+    neutral = replace(settings, aus=(au_dict(None),))
+    neutral_key = image_key(neutral, photos)
+    reuse_neutral = state.neutral is not None and state.neutral.key == neutral_key
+    # The "before" image rides in the same batch, so both share one call and the same starting noise.
+    batch = settings if reuse_neutral or settings == neutral else replace(settings, aus=neutral.aus + settings.aus)
+    try:
+        output = backend.render(batch, photos, progress, state).output
+    except Stopped:
+        gr.Info("Stopped.")
+        return gr.skip()
+    result = save_result(backend, output, len(output.images) - 1, key)
+    if reuse_neutral:
+        twin = None
+    else:  # a one-image batch here means the settings are neutral themselves
+        twin = result if len(output.images) == 1 else save_result(backend, output, 0, neutral_key)
+    backend.outputs.discard(state.remember(result, twin))
+    return (str(result.path), (str(state.neutral.path), str(result.path)), history_items(state),
+            download_update(result), settings.seed, result.metadata)
+
+
+def save_result(backend: Backend, output: FineFaceOutput, index: int, key: Any) -> Result:
+    metadata = output.metadata_for(index)
+    return Result(backend.outputs.png(output.images[index], metadata), metadata, key)
+
+
+def caption(metadata: dict[str, Any]) -> str:
+    return f"{format_aus(metadata['aus'][0])} · seed {metadata['seed']}"
+
+
+def history_items(state: Session) -> list[tuple[str, str]]:
+    return [(str(result.path), caption(result.metadata)) for result in state.history]
+
+
+def download_update(result: Result) -> dict[str, Any]:
+    return gr.update(value=str(result.path), interactive=True)
+
+
+def request_stop(state: Session) -> None:
+    state.stops += 1
+
+
+def sweep_values(base: dict[str, float], au: str, start: Any, stop: Any, frames: Any) -> list[dict[str, float]]:
+    """One AU dict per frame: `au` stepping evenly from `start` to `stop`, the others fixed."""
+    # Checked here, before the frames exist: a client may ask for 1e9 of them.
+    if (not isinstance(frames, (int, float)) or not math.isfinite(frames) or frames != int(frames)
+            or not 2 <= frames <= MAX_IMAGES_PER_CALL):
+        raise InvalidInputError(f"frames must be a whole number from 2 to {MAX_IMAGES_PER_CALL}, got {frames!r}.")
+    name = canonical_name(au)
+    start, stop = check_intensity(f"{name} start", start), check_intensity(f"{name} stop", stop)
+    return [{**base, name: round(float(value), 3)} for value in np.linspace(start, stop, int(frames))]
+
+
+def render_sweep(backend: Backend, state: Session, photo_paths: list[str] | None, au: str, start: float,
+                 stop: float, frames: int, progress: gr.Progress = gr.Progress(track_tqdm=True), **values: Any) -> Any:
+    """The sweep's frames as a gallery and a looping GIF."""
+    text, aus, options = split(values)
+    with readable_errors():
+        au_list = sweep_values(aus, au, start, stop, frames)
+    settings = create_settings(text, au_list, **options)
+    try:
+        output = backend.render(settings, list(photo_paths or []), progress, state).output
+    except Stopped:
+        gr.Info("Stopped.")
+        return gr.skip()
+    backend.outputs.discard(state.sweep_files)
+    paths = [backend.outputs.png(picture, output.metadata_for(i)) for i, picture in enumerate(output.images)]
+    state.sweep_files = [*paths, backend.outputs.gif(output.images)]
+    name = canonical_name(au)
+    gallery = [(str(path), f"{name}={frame[name]:g}") for path, frame in zip(paths, settings.aus)]
+    return gallery, str(state.sweep_files[-1])
+
+
+def show_faces(backend: Backend, photo_paths: list[str] | None,
+               progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[list[tuple[Image.Image, str]], str]:
+    """The face found in each photo, boxed; loads the face models here, outside the GPU slot."""
+    if not photo_paths:
+        return [], NO_PHOTO
+    studio = backend.studio
+    with readable_errors():
+        if not studio.is_loaded("faces"):
+            progress(0, desc="Loading the face detector (first use: a download)")
+        try:
+            found = studio.face_embedder().embed(list(photo_paths))
+        except NoFaceError as error:  # an answer to show beside the photos, not a failure
+            return [], f"⚠️ **No face found.** {error}"
+        if not studio.is_loaded("identity"):
+            # Here, outside the GPU slot: its download bars show on this panel, renders go on.
+            progress(0, desc="Loading the face pipeline (first use: a download of several GB)")
+            studio.identity_pipeline()
+    boxed = [(draw_face_box(path, face), face_caption(face)) for path, face in zip(photo_paths, found.faces)]
+    return boxed, f"Face found in {len(boxed)} photo(s); the boxed face sets the identity."
+
+
+def face_caption(face: DetectedFace) -> str:
+    others = f", the largest of {face.face_count} faces" if face.face_count > 1 else ""
+    return f"{face.label}: score {face.score:.2f}{others}"
+
+
+def pipeline_controls(photo_paths: list[str] | None) -> list[dict[str, Any]]:
+    """Show the settings of the pipeline the photos select (PIPELINE_SETTINGS order), hide the others'."""
+    pipeline = FACE if photo_paths else TEXT
+    return [gr.update(visible=pipeline in setting.pipelines) for setting in PIPELINE_SETTINGS]
+
+
+def apply_preset(name: str | None) -> list[Any]:
+    """The preset's twelve AU values, or no change for an unknown name."""
+    return list(preset_aus(name).values()) if name in PRESETS else [gr.skip()] * len(AU_NAMES)
+
+
+def reset_aus() -> list[float]:
+    return [0.0] * len(AU_NAMES)
+
+
+def page_values(metadata: dict[str, Any]) -> list[Any]:
+    """Stored settings as PAGE_VALUES, validated; a setting the image's pipeline did not use keeps its control."""
+    with readable_errors():
+        values = GenerationSettings.from_metadata(metadata).as_dict()
+    by_name = {**values, **values["aus"][0]}
+    return [gr.skip() if by_name[name] is None else by_name[name] for name in PAGE_VALUES]
+
+
+def restore_from_history(state: Session, event: gr.SelectData) -> list[Any]:
+    """A history image's settings back on the page (Keep seed on, so the next render reproduces it)."""
+    result = state.history[event.index]
+    return [*page_values(result.metadata), True, str(result.path), download_update(result), result.metadata]
+
+
+def restore_from_png(path: str | None) -> list[Any]:
+    """The settings stored in a PNG back on the page (Keep seed on)."""
+    if not path:
+        return [gr.skip()] * (len(PAGE_VALUES) + 1)
+    with readable_errors():
+        metadata = read_settings(path)
+    gr.Info("Settings loaded from the PNG; press Generate to render them.")
+    return [*page_values(metadata), True]

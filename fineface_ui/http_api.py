@@ -1,0 +1,107 @@
+"""The HTTP API: `/generate` and `/sweep`, typed endpoints (gr.api) whose parameters come from SETTINGS.
+
+Every value is validated by GenerationSettings exactly as the page's are; a bad one comes back as a
+readable error.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from typing import Any, Callable, get_type_hints
+
+import gradio as gr
+
+from .aus import au_dict
+from .handlers import sweep_values
+from .rendering import Backend, create_settings, readable_errors
+from .settings import SETTINGS
+
+GPU = "gpu"  # concurrency id of everything that runs the diffusion models: one request at a time
+API_FILE_AGE_S = 600  # API results are fetched by the client right after the call
+
+
+def parse_api_aus(aus: Any) -> Any:
+    """The API's `aus`: 'AU6=2.5, AU12=5', or JSON text (or a JSON value): a dict or twelve numbers."""
+    if not isinstance(aus, str):
+        return aus
+    text = aus.strip()
+    if text[:1] in ("{", "["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as error:
+            raise gr.Error(f"aus is not valid JSON: {error}", print_exception=False) from None
+    return text
+
+
+def photo_paths(photos: Any) -> list[str]:
+    """Uploaded files as the server's paths (Gradio has checked that each is one of its uploads)."""
+    if photos is None:
+        return []
+    if not isinstance(photos, list) or not all(isinstance(photo, dict) and "path" in photo for photo in photos):
+        raise gr.Error("photos must be a list of files (gradio_client.handle_file).", print_exception=False)
+    return [photo["path"] for photo in photos]
+
+
+def no_progress(*args: Any, **kwargs: Any) -> None:
+    """API clients get the result, not a progress bar."""
+
+
+def generate(backend: Backend, prompt: str, aus: str, photos: Any, **options: Any) -> tuple[gr.FileData, dict]:
+    """One image (PNG with its settings embedded) and its metadata."""
+    backend.outputs.discard_older_than(API_FILE_AGE_S, prefix="api-")
+    settings = create_settings(prompt, parse_api_aus(aus), **options)
+    output = backend.render(settings, photo_paths(photos), no_progress).output
+    image = backend.outputs.png(output.images[0], output.metadata_for(0), prefix="api-")
+    return gr.FileData(path=str(image)), output.metadata
+
+
+def sweep(backend: Backend, prompt: str, aus: str, au: str, start: float, stop: float, frames: int, photos: Any,
+          **options: Any) -> tuple[list[gr.FileData], gr.FileData, dict]:
+    """`frames` images with AU `au` stepping from `start` to `stop`, everything else fixed; plus a GIF."""
+    backend.outputs.discard_older_than(API_FILE_AGE_S, prefix="api-")
+    with readable_errors():
+        au_list = sweep_values(au_dict(parse_api_aus(aus)), au, start, stop, frames)
+    settings = create_settings(prompt, au_list, **options)
+    output = backend.render(settings, photo_paths(photos), no_progress).output
+    images = [backend.outputs.png(picture, output.metadata_for(i), prefix="api-")
+              for i, picture in enumerate(output.images)]
+    animation = backend.outputs.gif(output.images, prefix="api-")
+    # Dumped: Gradio moves the files it finds in a result to its cache, and it looks inside a list only for dicts.
+    frames = [gr.FileData(path=str(path)).model_dump() for path in images]
+    return frames, gr.FileData(path=str(animation)), output.metadata
+
+
+def _parameter(name: str, kind: Any, default: Any = inspect.Parameter.empty) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=kind)
+
+
+PROMPT_PARAMETERS = [_parameter("prompt", str), _parameter("aus", str, "")]
+SWEEP_PARAMETERS = [_parameter("au", str, "AU12"), _parameter("start", float, 0.0), _parameter("stop", float, 5.0),
+                    _parameter("frames", int, 8)]
+PHOTOS_PARAMETER = _parameter("photos", list[gr.FileData] | None, None)
+SETTING_PARAMETERS = [_parameter(setting.name, setting.kind, setting.default) for setting in SETTINGS]
+
+
+def endpoint(function: Callable[..., Any], backend: Backend, parameters: list[inspect.Parameter]) -> Callable:
+    """`function` with `backend` bound and this typed signature: gr.api reads the endpoint's parameters,
+    their types and defaults from the signature (functools.partial would hide them)."""
+    names = [parameter.name for parameter in parameters]
+
+    def call(*values: Any) -> Any:
+        return function(backend, **dict(zip(names, values)))
+
+    call.__name__, call.__doc__ = function.__name__, function.__doc__
+    returns = get_type_hints(function)["return"]
+    call.__signature__ = inspect.Signature(parameters, return_annotation=returns)  # type: ignore[attr-defined]
+    call.__annotations__ = {**{p.name: p.annotation for p in parameters}, "return": returns}
+    return call
+
+
+def add_api(backend: Backend) -> None:
+    """Register the endpoints in the Blocks being built."""
+    gpu = {"concurrency_id": GPU, "concurrency_limit": 1}
+    gr.api(endpoint(generate, backend, [*PROMPT_PARAMETERS, *SETTING_PARAMETERS, PHOTOS_PARAMETER]),
+           api_name="generate", **gpu)
+    gr.api(endpoint(sweep, backend, [*PROMPT_PARAMETERS, *SWEEP_PARAMETERS, PHOTOS_PARAMETER, *SETTING_PARAMETERS]),
+           api_name="sweep", **gpu)
