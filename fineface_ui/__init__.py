@@ -18,6 +18,7 @@ _EXPORTS = {
     "GPUMemoryError": "errors",
     "FineFacePipeline": "pipeline", "FineFaceOutput": "pipeline",
     "FineFaceIdentityPipeline": "identity_pipeline",
+    "Variant": "variants", "SD21_TEXT": "variants", "SD15_IDENTITY": "variants",
     "GenerationSettings": "settings",
     "FaceEmbedder": "faces", "FaceEmbeddings": "faces",
     "Studio": "studio",

@@ -144,22 +144,23 @@ def _split_heads(tensor: torch.Tensor, heads: int) -> torch.Tensor:
     return tensor.view(batch_size, length, heads, inner_dim // heads).transpose(1, 2)
 
 
+def attention_layers(unet: nn.Module, cross_only: bool = False) -> dict[str, Attention]:
+    """The UNet's attention layers by processor name ("...attn2.processor"), in `unet.attn_processors` order.
+
+    That order is what IP-Adapter files index, and the names prefix the released AU adapter's keys.
+    """
+    modules = dict(unet.named_modules())
+    layers = {name: modules[name.removesuffix(".processor")] for name in unet.attn_processors}
+    return {name: layer for name, layer in layers.items() if layer.is_cross_attention or not cross_only}
+
+
 def install_processors(unet: nn.Module, token_dim: int, identity_dim: int | None = None) -> dict[str, FineFaceAttnProcessor]:
     """Give every cross-attention layer a FineFace processor and self-attention diffusers' SDPA one.
 
-    Returns the new processors by their UNet-relative name ("...attn2.processor"), the prefix of
-    their keys in the released checkpoints.
+    Returns the new processors by their processor name, the prefix of their keys in the released checkpoints.
     """
-    processors: dict[str, object] = {}
-    adapters: dict[str, FineFaceAttnProcessor] = {}
-    attention_layers = {name: module for name, module in unet.named_modules() if isinstance(module, Attention)}
-    for name in unet.attn_processors:
-        layer = attention_layers[name.removesuffix(".processor")]
-        if layer.is_cross_attention:
-            hidden_size = layer.to_out[0].in_features
-            adapters[name] = FineFaceAttnProcessor(hidden_size, token_dim, identity_dim)
-            processors[name] = adapters[name]
-        else:
-            processors[name] = AttnProcessor2_0()
-    unet.set_attn_processor(processors)
+    adapters = {name: FineFaceAttnProcessor(layer.to_out[0].in_features, token_dim, identity_dim)
+                for name, layer in attention_layers(unet, cross_only=True).items()}
+    unet.set_attn_processor({name: adapters[name] if name in adapters else AttnProcessor2_0()
+                            for name in unet.attn_processors})
     return adapters

@@ -75,8 +75,14 @@ def _first_line(error: BaseException) -> str:
     return without_paths(text[0]) if text else type(error).__name__
 
 
-def load_checked(module: torch.nn.Module, path: Path, state: Mapping[str, torch.Tensor] | None = None) -> None:
+def load_parameters(path: Path, state: Mapping[str, object], parameters: Mapping[str, torch.Tensor]) -> None:
+    """Copy each file tensor into the parameter of the same key, once every key and shape is checked."""
+    check_keys(path, state, {key: tuple(parameter.shape) for key, parameter in parameters.items()})
+    with torch.no_grad():
+        for key, parameter in parameters.items():
+            parameter.copy_(state[key])  # type: ignore[arg-type]
+
+
+def load_checked(module: torch.nn.Module, path: Path, state: Mapping[str, object] | None = None) -> None:
     """Load a file (or an already-read part of one) into a module whose keys must match it exactly."""
-    state = read_state_dict(path) if state is None else state
-    check_keys(path, state, {key: tuple(value.shape) for key, value in module.state_dict().items()})
-    module.load_state_dict(state, strict=True)
+    load_parameters(path, read_state_dict(path) if state is None else state, module.state_dict())

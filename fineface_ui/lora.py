@@ -15,12 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from diffusers.models.attention_processor import Attention
 from torch import nn
 
+from .attention import attention_layers
 from .checkpoints import Shapes, check_keys, read_state_dict
-
-TRAINED_LORA_SCALE = 0.25
+from .settings import TRAINED_LORA_SCALE  # defined with the settings, which the command line reads without torch
 PROJECTIONS = ("to_q", "to_k", "to_v", "to_out.0")
 FILE_PREFIX = "unet"
 
@@ -28,9 +27,8 @@ FILE_PREFIX = "unet"
 def lora_targets(unet: nn.Module) -> dict[str, nn.Linear]:
     """The projections the FineFace LoRA adapts, by module path."""
     return {
-        f"{name}.{projection}": module.get_submodule(projection)
-        for name, module in unet.named_modules() if isinstance(module, Attention)
-        for projection in PROJECTIONS
+        f"{name.removesuffix('.processor')}.{projection}": layer.get_submodule(projection)
+        for name, layer in attention_layers(unet).items() for projection in PROJECTIONS
     }
 
 

@@ -1,7 +1,8 @@
-"""FineFacePipeline: Stable Diffusion 2.1-base with the FineFace AU adapter (text + AUs -> image).
+"""FineFacePipeline: Stable Diffusion with the FineFace AU adapter, in either variant (variants.py).
 
-The data path, top to bottom: settings -> prompt embeddings (cached) -> AU tokens -> per-layer
-adapter terms (once per request) -> diffusers' denoising loop -> images + metadata.
+The data path, top to bottom: settings -> prompt embeddings (cached) -> AU tokens (and identity
+tokens when a face is given) -> per-layer adapter terms (once per request) -> diffusers' denoising
+loop -> images + metadata.
 """
 
 from __future__ import annotations
@@ -15,21 +16,21 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
-from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
+from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline
 from PIL import Image
-from safetensors import SafetensorError
 
 from .acceleration import Acceleration, WarmedForward, accelerate, warming
-from .attention import FineFaceAttnProcessor, install_processors, request_addresses
+from .attention import FineFaceAttnProcessor, request_addresses
 from .au_encoder import AUEncoder
 from .aus import AUValues, au_vector
-from .checkpoints import check_keys, corrupt_file_error, load_checked, read_state_dict
 from .errors import GPUMemoryError, InvalidInputError
+from .identity_adapter import FACE_EMBEDDING_DIM, IdentityAdapter
+from .loading import default_device_and_dtype, load_au_adapter, load_base_pipeline, load_component, models_loaded
 from .lora import TRAINED_LORA_SCALE, FusedLora
 from .settings import GenerationSettings
+from .variants import SD21_TEXT, VARIANTS, Variant, variant_named
 from .versions import library_versions
-from .model_sources import Weight, text_weights
-from .weights import provenance, resolve
+from .weights import resolve
 
 log = logging.getLogger(__name__)
 
@@ -47,35 +48,6 @@ class FineFaceOutput:
         return {**self.metadata, "aus": [self.metadata["aus"][index]]}
 
 
-def default_device_and_dtype(device: str | torch.device | None, dtype: torch.dtype | None) -> tuple[torch.device, torch.dtype]:
-    """fp16 on CUDA, fp32 elsewhere (CPU half precision is slow and lossy)."""
-    device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
-    if dtype is None:
-        dtype = torch.float16 if device.type == "cuda" else torch.float32
-    return device, dtype
-
-
-def models_loaded(needed: dict[str, Weight], paths: dict[Weight, Path]) -> dict[str, dict[str, str]]:
-    """Repo id and revision per model variable, for the metadata that reproduces an image."""
-    return {weight.variable: provenance(weight, paths[weight]) for weight in needed.values() if weight.variable}
-
-
-def load_component(loader: Any, folder: Path, dtype: torch.dtype, **options: Any) -> Any:
-    """`loader.from_pretrained(folder)`, a corrupt or truncated file in it reported as a CheckpointError."""
-    try:
-        return loader.from_pretrained(folder, dtype=dtype, **options)
-    except (OSError, SafetensorError) as error:  # the folder is complete (weights.py checked): a damaged file
-        raise corrupt_file_error(folder, error) from error
-
-
-def load_base_pipeline(folder: Path, dtype: torch.dtype, **components: Any) -> StableDiffusionPipeline:
-    """The diffusers pipeline from a local folder; FineFace needs no safety checker or image encoder."""
-    sd = load_component(StableDiffusionPipeline, folder, dtype, safety_checker=None, feature_extractor=None,
-                        requires_safety_checker=False, **components)
-    sd.set_progress_bar_config(disable=True)  # progress goes through on_step instead
-    return sd
-
-
 def build_schedulers(base_scheduler: Any) -> dict[str, Any]:
     """'paper': the base model's own scheduler; 'dpm++': DPM-Solver++ 2M from the same noise schedule."""
     return {
@@ -85,27 +57,26 @@ def build_schedulers(base_scheduler: Any) -> dict[str, Any]:
 
 
 class FineFacePipeline:
-    """Text + AUs on Stable Diffusion 2.1-base. Call it like a diffusers pipeline."""
-
-    kind = "sd21"
-
-    @staticmethod
-    def au_hidden_dim(token_dim: int) -> int:
-        return 64  # Linear(12, 64), zero-padded to the 1024-wide token
+    """FineFace on Stable Diffusion, as `variant` describes it. Call it like a diffusers pipeline."""
 
     def __init__(
         self,
         sd: StableDiffusionPipeline,
         au_encoder: AUEncoder,
         adapters: dict[str, FineFaceAttnProcessor],
+        *,
+        variant: Variant,
         models: dict[str, dict[str, str]],
-        lora: FusedLora | None,
+        lora: FusedLora | None = None,
+        identity: IdentityAdapter | None = None,
     ) -> None:
         self.sd = sd
         self.au_encoder = au_encoder
         self.adapters = adapters
+        self.variant = variant
         self.models = models  # per model variable: the repo id and revision it was loaded from
-        self.lora = lora  # None: this pipeline has no LoRA
+        self.lora = lora  # None: this variant has no LoRA
+        self.identity = identity  # None: this variant takes no face
         self.schedulers = build_schedulers(sd.scheduler)
         self._prompt_cache: OrderedDict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         # One denoising loop at a time: the adapters hold the running request's terms.
@@ -127,46 +98,38 @@ class FineFacePipeline:
         cls,
         base_model: str | Path | None = None,
         fineface_weights: str | Path | None = None,
+        *,
+        variant: Variant | str = SD21_TEXT,
+        ip_adapter_weights: str | Path | None = None,
+        vae: str | Path | None = None,
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
-        lora_scale: float = TRAINED_LORA_SCALE,
+        lora_scale: float | None = None,
         allow_download: bool = True,
         acceleration: Acceleration | None = None,
     ) -> "FineFacePipeline":
-        """Load the base model and the FineFace files (Hub repo ids or local folders).
+        """Load a variant ("sd21", the default, or "sd15-identity"; see variants.py) from Hub repo ids or
+        local folders; a source the variant does not load is a ValueError.
 
+        `lora_scale` (default: the trained 0.25) applies to variants with a LoRA; the others ignore it.
         `acceleration` defaults to what wins on the device (Acceleration.default_for); on CUDA that
         includes a warm-up compile of a minute or two, done here rather than in the first request.
         """
+        variant = variant_named(variant)
         device, dtype = default_device_and_dtype(device, dtype)
-        needed = text_weights(base_model, fineface_weights)
-        paths = resolve(needed.values(), allow_download)
-        sd = load_base_pipeline(paths[needed["base_model"]], dtype)
-        au_encoder, adapters = cls._attach_au_adapter(sd, paths[needed["au_encoder"]], paths[needed["au_adapter"]])
-        lora = FusedLora(sd.unet, paths[needed["lora"]], lora_scale)
-        pipe = cls(sd, au_encoder, adapters, models_loaded(needed, paths), lora)
+        needed = variant.files(base_model=base_model, fineface_weights=fineface_weights,
+                               ip_adapter_weights=ip_adapter_weights, vae=vae)
+        found = resolve(needed.values(), allow_download)
+        paths = {role: found[weight] for role, weight in needed.items()}
+        vae_model = {"vae": load_component(AutoencoderKL, paths["vae"], dtype)} if variant.separate_vae else {}
+        sd = load_base_pipeline(paths["base_model"], dtype, **vae_model)
+        au_encoder, adapters = load_au_adapter(sd.unet, variant, paths["au_encoder"], paths["au_adapter"])
+        lora_scale = TRAINED_LORA_SCALE if lora_scale is None else lora_scale
+        lora = FusedLora(sd.unet, paths["lora"], lora_scale) if variant.lora else None
+        identity = IdentityAdapter.load(paths["ip_adapter"], sd.unet, adapters) if variant.identity_adapter else None
+        pipe = cls(sd, au_encoder, adapters, variant=variant, models=models_loaded(needed, found), lora=lora,
+                   identity=identity)
         return pipe.to(device, dtype).accelerate(acceleration)
-
-    @classmethod
-    def _attach_au_adapter(
-        cls, sd: StableDiffusionPipeline, encoder_path: Path, adapter_path: Path, identity_dim: int | None = None
-    ) -> tuple[AUEncoder, dict[str, FineFaceAttnProcessor]]:
-        """Build the AU encoder and swap in FineFace processors, each loaded with every key checked."""
-        token_dim = sd.unet.config.cross_attention_dim
-        au_encoder = AUEncoder(cls.au_hidden_dim(token_dim), token_dim)
-        load_checked(au_encoder, encoder_path)
-        adapters = install_processors(sd.unet, token_dim, identity_dim)
-        state = read_state_dict(adapter_path)
-        branch = ("au_to_k.weight", "au_to_v.weight")
-        check_keys(adapter_path, state, {
-            f"{name}.{key}": tuple(processor.state_dict()[key].shape)
-            for name, processor in adapters.items() for key in branch
-        })
-        with torch.no_grad():
-            for name, processor in adapters.items():
-                for key in branch:
-                    processor.get_parameter(key).copy_(state[f"{name}.{key}"])
-        return au_encoder, adapters
 
     def to(self, device: torch.device, dtype: torch.dtype) -> "FineFacePipeline":
         """Move and cast everything (fast paths are dropped: they hold the old weights' addresses)."""
@@ -177,6 +140,8 @@ class FineFacePipeline:
         for adapter in self.adapters.values():
             adapter.to(device, dtype)
             adapter.unpin_request_tensors()
+        if self.identity is not None:
+            self.identity.to(device, dtype)
         for forward in self._fast:
             forward.forget()
         self._prompt_cache.clear()
@@ -191,19 +156,18 @@ class FineFacePipeline:
                                 lambda: request_addresses(self.adapters.values()))
         if acceleration.needs_warm_up:
             log.info("Warming up %s (%s): compiling for 512x512, one image; takes a minute or two once.",
-                     self.kind, acceleration)
+                     self.variant.name, acceleration)
             log.info("Warm-up done in %.1f s.", self.warm_up())
         return self
 
     def warm_up(self) -> float:
-        """Build the fast paths for the default layout (512x512, one image); returns the seconds it took."""
+        """Build the fast paths for the default layout (512x512, one image, one face photo when the
+        variant takes faces); returns the seconds it took."""
+        faces = torch.zeros(1, FACE_EMBEDDING_DIM) if self.identity is not None else None
         start = time.perf_counter()
         with warming(self._fast):
-            self.generate(GenerationSettings.create("", None, num_inference_steps=2), face_embeds=self._warm_up_faces())
+            self.generate(GenerationSettings.create("", None, num_inference_steps=2), face_embeds=faces)
         return time.perf_counter() - start
-
-    def _warm_up_faces(self) -> torch.Tensor | None:
-        return None  # this pipeline takes no faces
 
     # ---- generation ----------------------------------------------------------------------------
 
@@ -218,7 +182,7 @@ class FineFacePipeline:
     ) -> FineFaceOutput:
         """One image per AU setting (a dict, list of 12, 'AU12=3' string, or a list of these).
 
-        `face_embeds` (FaceEmbedder.embed()'s result) needs FineFaceIdentityPipeline.
+        `face_embeds` (FaceEmbedder.embed()'s result) needs a variant with the identity adapter.
         """
         return self.generate(GenerationSettings.create(prompt, aus, **options), on_step, face_embeds)
 
@@ -237,38 +201,14 @@ class FineFacePipeline:
         with self._lock:
             if self.lora is not None and settings.lora_scale is not None and settings.lora_scale != self.lora.scale:
                 self.lora.set_scale(settings.lora_scale)
-            count = len(settings.aus)
-            # diffusers runs classifier-free guidance under exactly this condition, batch [uncond, cond].
-            guided = settings.guidance_scale > 1
             positive, negative = self._prompt_embeddings(settings.prompt, settings.negative_prompt)
-            au_tokens = self._au_tokens(settings.aus, guided)
-            identity_tokens = self._identity_tokens(face_embeds, count, guided)
-            for adapter in self.adapters.values():
-                adapter.begin_request(au_tokens, settings.au_scale, identity_tokens, settings.ip_scale)
-                if any(forward.warming for forward in self._fast):
-                    adapter.pin_request_tensors()  # the graphs captured now will read these tensors
+            self._begin_request(settings, face_embeds)
             try:
-                self.sd.scheduler = self.schedulers[settings.scheduler]
-                result = self.sd(
-                    prompt_embeds=positive,
-                    negative_prompt_embeds=negative,
-                    num_images_per_prompt=count,
-                    num_inference_steps=settings.num_inference_steps,
-                    guidance_scale=settings.guidance_scale,
-                    height=settings.height,
-                    width=settings.width,
-                    # One CPU generator per image, all with the same seed: identical starting noise on any device.
-                    generator=[torch.Generator("cpu").manual_seed(settings.seed) for _ in range(count)],
-                    callback_on_step_end=_step_reporter(on_step, settings.num_inference_steps),
-                )
-            except torch.OutOfMemoryError:
-                log.warning("out of GPU memory", exc_info=True)
-                torch.cuda.empty_cache()
-                raise GPUMemoryError(GPUMemoryError.MESSAGE) from None
+                images = self._denoise(settings, positive, negative, on_step)
             finally:
                 for adapter in self.adapters.values():
                     adapter.end_request()
-        return FineFaceOutput(images=result.images, metadata=self._metadata(settings, face_embeds))
+        return FineFaceOutput(images=images, metadata=self._metadata(settings, face_embeds))
 
     def _prompt_embeddings(self, prompt: str, negative_prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
         """CLIP embeddings of the prompt and the negative prompt, kept so a slider move skips the text encoder."""
@@ -281,6 +221,18 @@ class FineFacePipeline:
         self._prompt_cache.move_to_end(key)
         return self._prompt_cache[key]
 
+    def _begin_request(self, settings: GenerationSettings, face_embeds: torch.Tensor | None) -> None:
+        """Give every FineFace layer this request's adapter terms, in the UNet's batch order."""
+        count = len(settings.aus)
+        # diffusers runs classifier-free guidance under exactly this condition, batch [uncond, cond].
+        guided = settings.guidance_scale > 1
+        au_tokens = self._au_tokens(settings.aus, guided)
+        identity_tokens = self._identity_tokens(face_embeds, count, guided)
+        for adapter in self.adapters.values():
+            adapter.begin_request(au_tokens, settings.au_scale, identity_tokens, settings.ip_scale)
+            if any(forward.warming for forward in self._fast):
+                adapter.pin_request_tensors()  # the graphs captured now will read these tensors
+
     def _au_tokens(self, aus: Sequence[dict[str, float]], guided: bool) -> torch.Tensor:
         """AU tokens in the UNet's batch order; the unconditional half is the all-zero AU vector's token."""
         values = torch.tensor([au_vector(item) for item in aus], device=self.device, dtype=self.dtype)
@@ -289,20 +241,49 @@ class FineFacePipeline:
         return self.au_encoder(values)
 
     def _identity_tokens(self, face_embeds: torch.Tensor | None, count: int, guided: bool) -> torch.Tensor | None:
-        """Identity tokens for the batch; this pipeline has no identity adapter."""
-        if face_embeds is not None:
-            raise InvalidInputError("This pipeline has no identity adapter: use FineFaceIdentityPipeline for faces.")
-        return None
+        """The faces' identity tokens for the batch, or None without faces."""
+        if face_embeds is None:
+            return None
+        if self.identity is None:
+            with_faces = " or ".join(repr(v.name) for v in VARIANTS.values() if v.identity_adapter)
+            raise InvalidInputError(f"The {self.variant.name} pipeline has no identity adapter: for faces, "
+                                    f"load FineFacePipeline.from_pretrained(variant={with_faces}).")
+        return self.identity.tokens(face_embeds, count, guided)
+
+    def _denoise(self, settings: GenerationSettings, positive: torch.Tensor, negative: torch.Tensor,
+                 on_step: StepCallback | None) -> list[Image.Image]:
+        """diffusers' denoising loop and decode; out of GPU memory becomes a GPUMemoryError."""
+        count = len(settings.aus)
+        try:
+            self.sd.scheduler = self.schedulers[settings.scheduler]
+            return self.sd(
+                prompt_embeds=positive,
+                negative_prompt_embeds=negative,
+                num_images_per_prompt=count,
+                num_inference_steps=settings.num_inference_steps,
+                guidance_scale=settings.guidance_scale,
+                height=settings.height,
+                width=settings.width,
+                # One CPU generator per image, all with the same seed: identical starting noise on any device.
+                generator=[torch.Generator("cpu").manual_seed(settings.seed) for _ in range(count)],
+                callback_on_step_end=_step_reporter(on_step, settings.num_inference_steps),
+            ).images
+        except torch.OutOfMemoryError:
+            log.warning("out of GPU memory", exc_info=True)
+            torch.cuda.empty_cache()
+            raise GPUMemoryError(GPUMemoryError.MESSAGE) from None
 
     def _metadata(self, settings: GenerationSettings, face_embeds: torch.Tensor | None) -> dict[str, Any]:
+        faces = {"faces": 0 if face_embeds is None else len(face_embeds)} if self.identity is not None else {}
         return {
             **settings.as_dict(),
             "lora_scale": self.lora.scale if self.lora is not None else None,  # the strength actually fused
-            "pipeline": self.kind,
+            "pipeline": self.variant.name,
             "models": self.models,
             "device": str(self.device),
             "dtype": str(self.dtype).removeprefix("torch."),
             "versions": library_versions(),
+            **faces,
         }
 
 

@@ -17,7 +17,7 @@ from .errors import InvalidInputError
 MAX_SEED = 2**32 - 1
 MAX_PROMPT_CHARS = 2000
 MAX_IMAGES_PER_CALL = 32
-# PEFT's default alpha 8 over rank 32: the strength the released LoRA was trained with (see lora.py).
+# PEFT's default alpha 8 over rank 32: the strength the released LoRA was trained with (lora.py says more).
 TRAINED_LORA_SCALE = 0.25
 SCHEDULERS = {
     "dpm++": "DPM-Solver++ 2M, fast (25 steps are enough)",

@@ -1,8 +1,9 @@
 """Studio: the one entry point the UI and the CLI use.
 
-Without a face it runs FineFacePipeline (SD 2.1-base); with face photos it embeds them and runs
-FineFaceIdentityPipeline (SD 1.5). Each model loads the first time it is needed and then stays;
-a server can also load one in the background (`start_loading`) so that no request waits on it.
+It picks the FineFacePipeline variant: without a face the text one (SD 2.1-base); with face photos
+it embeds them and runs the identity one (SD 1.5 + IP-Adapter-FaceID). Each model loads the first
+time it is needed and then stays; a server can also load one in the background (`start_loading`)
+so that no request waits on it.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from typing import Any, Callable, Sequence
 
 from .acceleration import Acceleration
 from .faces import FaceEmbedder, FaceEmbeddings, ensure_model_pack
-from .identity_pipeline import FineFaceIdentityPipeline
 from .pipeline import FineFaceOutput, FineFacePipeline, StepCallback
 from .settings import GenerationSettings
+from .variants import SD15_IDENTITY, SD21_TEXT
 
 
 _open_studios: weakref.WeakValueDictionary[int, "Studio"] = weakref.WeakValueDictionary()
@@ -37,7 +38,7 @@ class Studio:
     def __init__(
         self,
         load_text_pipeline: Callable[[], FineFacePipeline],
-        load_identity_pipeline: Callable[[], FineFaceIdentityPipeline],
+        load_identity_pipeline: Callable[[], FineFacePipeline],
         load_face_embedder: Callable[[], FaceEmbedder],
         random_weights: bool = False,
     ) -> None:
@@ -63,13 +64,14 @@ class Studio:
 
         `acceleration`: speed options for both pipelines (default: what wins on the device).
         """
-        text_sources = {k: sources[k] for k in ("base_model", "fineface_weights") if k in sources}
+        # The SD 1.5 base model and VAE are named sd15_base_model and sd15_vae; FineFace weights serve both.
         identity_sources = {k.removeprefix("sd15_"): v for k, v in sources.items() if k.startswith("sd15_")}
         identity_sources.update({k: sources[k] for k in ("fineface_weights", "ip_adapter_weights") if k in sources})
+        text_sources = {k: sources[k] for k in SD21_TEXT.sources if k in sources}
+        options = {"device": device, "acceleration": acceleration}
         return cls(
-            lambda: FineFacePipeline.from_pretrained(**text_sources, device=device, acceleration=acceleration),
-            lambda: FineFaceIdentityPipeline.from_pretrained(**identity_sources, device=device,
-                                                             acceleration=acceleration),
+            lambda: FineFacePipeline.from_pretrained(variant=SD21_TEXT, **text_sources, **options),
+            lambda: FineFacePipeline.from_pretrained(variant=SD15_IDENTITY, **identity_sources, **options),
             lambda: FaceEmbedder(root=sources.get("face_models") or ensure_model_pack()),
         )
 
@@ -85,8 +87,8 @@ class Studio:
         face_root = folder / "insightface"
         write_model_pack(face_root)
         return cls(
-            lambda: FineFacePipeline.from_pretrained(base, fineface, device="cpu"),
-            lambda: FineFaceIdentityPipeline.from_pretrained(**sd15, device="cpu"),
+            lambda: FineFacePipeline.from_pretrained(base, fineface, variant=SD21_TEXT, device="cpu"),
+            lambda: FineFacePipeline.from_pretrained(**sd15, variant=SD15_IDENTITY, device="cpu"),
             lambda: FaceEmbedder(root=face_root),
             random_weights=True,
         )
@@ -129,7 +131,7 @@ class Studio:
     def text_pipeline(self) -> FineFacePipeline:
         return self._get("text")
 
-    def identity_pipeline(self) -> FineFaceIdentityPipeline:
+    def identity_pipeline(self) -> FineFacePipeline:
         return self._get("identity")
 
     def face_embedder(self) -> FaceEmbedder:

@@ -14,12 +14,6 @@ from fineface_ui.acceleration import Acceleration
 from fineface_ui.attention import FineFaceAttnProcessor
 from fineface_ui.errors import GPUMemoryError
 
-from .conftest import FAST
-
-
-def pixels(image):
-    return np.asarray(image, dtype=np.int16)
-
 
 def test_speed_options_are_on_for_cuda_only_and_off_on_zero_gpu(monkeypatch):
     monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
@@ -66,7 +60,7 @@ def compiled_unet_calls(compiled_pipe, monkeypatch):
     return calls
 
 
-def test_the_compiled_path_follows_new_aus_without_recompiling(compiled_pipe, sd21_pipe, compiled_unet_calls):
+def test_the_compiled_path_follows_new_aus_without_recompiling(compiled_pipe, sd21_pipe, compiled_unet_calls, pixels):
     graphs_after_warm_up = counters["stats"]["unique_graphs"]
     options = {"seed": 3, "num_inference_steps": 3}  # the warmed-up layout: 512x512, one image
     smile = compiled_pipe("a face", {"AU12": 5}, **options).images[0]
@@ -79,25 +73,25 @@ def test_the_compiled_path_follows_new_aus_without_recompiling(compiled_pipe, sd
         assert np.abs(pixels(image) - pixels(eager)).max() <= 2
 
 
-def test_another_size_runs_eagerly_instead_of_compiling(compiled_pipe, sd21_pipe, compiled_unet_calls):
+def test_another_size_runs_eagerly_instead_of_compiling(compiled_pipe, sd21_pipe, compiled_unet_calls, fast, pixels):
     graphs_after_warm_up = counters["stats"]["unique_graphs"]
-    image = compiled_pipe("a face", {"AU6": 3}, seed=4, **FAST).images[0]
+    image = compiled_pipe("a face", {"AU6": 3}, seed=4, **fast).images[0]
     assert compiled_unet_calls == [] and counters["stats"]["unique_graphs"] == graphs_after_warm_up
-    eager = sd21_pipe("a face", {"AU6": 3}, seed=4, **FAST).images[0]
+    eager = sd21_pipe("a face", {"AU6": 3}, seed=4, **fast).images[0]
     assert np.abs(pixels(image) - pixels(eager)).max() <= 2  # channels-last convolutions round differently
 
 
-def test_out_of_memory_is_a_readable_error_and_the_next_request_runs(sd21_pipe, monkeypatch):
-    before = sd21_pipe("a face", {"AU12": 2}, seed=6, **FAST).images[0]
+def test_out_of_memory_is_a_readable_error_and_the_next_request_runs(sd21_pipe, monkeypatch, fast, pixels):
+    before = sd21_pipe("a face", {"AU12": 2}, seed=6, **fast).images[0]
 
     def out_of_memory(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
     monkeypatch.setattr(sd21_pipe.sd.unet, "forward", out_of_memory)
     with pytest.raises(GPUMemoryError, match="GPU out of memory: try a smaller image size"):
-        sd21_pipe("a face", [{"AU12": v} for v in range(8)], seed=6, **FAST)
+        sd21_pipe("a face", [{"AU12": v} for v in range(8)], seed=6, **fast)
     monkeypatch.undo()
-    after = sd21_pipe("a face", {"AU12": 2}, seed=6, **FAST).images[0]
+    after = sd21_pipe("a face", {"AU12": 2}, seed=6, **fast).images[0]
     assert np.array_equal(pixels(before), pixels(after))
 
 

@@ -1,14 +1,15 @@
 """The fast processor computes exactly paper Eq. 2 (and Eq. 5), and the AU vector reaches the right layers."""
 
+from contextlib import contextmanager
+
+import numpy as np
 import pytest
 import torch
 from diffusers.models.attention_processor import Attention
 
 from fineface_ui.attention import FineFaceAttnProcessor
 from fineface_ui.au_encoder import AUEncoder
-from fineface_ui.bench.reference import ReferenceAUAttnProcessor
-
-from .conftest import FAST
+from fineface_ui.bench.reference import ReferenceAUAttnProcessor, install_reference
 
 
 @pytest.fixture
@@ -21,29 +22,41 @@ def layer():
     return attn, processor
 
 
-def test_precomputed_au_term_equals_the_full_attention_formula(layer):
+def outputs(attn, processors, hidden, text):
+    """The layer's output under each processor, on the same weights and inputs."""
+    results = []
+    for processor in processors:
+        attn.set_processor(processor)
+        results.append(attn(hidden, encoder_hidden_states=text))
+    return results
+
+
+@pytest.mark.parametrize("au_scale", [0.0, 0.7, 2.5])
+def test_fineface_layer_equals_the_literal_eq2_on_the_same_weights(layer, au_scale):
     attn, processor = layer
     hidden, text = torch.randn(2, 50, 64), torch.randn(2, 77, 96)
-    au_tokens = torch.randn(2, 1, 96)
+    au_tokens = torch.randn(2, 1, 96)  # a different token per batch entry, as with guidance
     reference = ReferenceAUAttnProcessor(processor)
     for proc in (processor, reference):
-        proc.begin_request(au_tokens, au_scale=0.7)
-    attn.set_processor(reference)
-    expected = attn(hidden, encoder_hidden_states=text)
-    attn.set_processor(processor)
-    actual = attn(hidden, encoder_hidden_states=text)
-    torch.testing.assert_close(actual, expected, rtol=1e-5, atol=1e-5)
+        proc.begin_request(au_tokens, au_scale=au_scale)
+    ours, literal = outputs(attn, (processor, reference), hidden, text)
+    torch.testing.assert_close(ours, literal, rtol=1e-5, atol=1e-5)
+    # The AU term is large enough here that a mistake in it could not hide inside the tolerance.
+    processor.begin_request(au_tokens, au_scale=au_scale + 0.01)
+    assert (outputs(attn, (processor,), hidden, text)[0] - literal).abs().max() > 1e-3
 
 
 def test_au_to_k_has_no_effect_because_the_au_branch_has_one_token(layer):
     attn, processor = layer
     hidden, text, au_tokens = torch.randn(1, 10, 64), torch.randn(1, 77, 96), torch.randn(1, 1, 96)
     reference = ReferenceAUAttnProcessor(processor)
-    reference.begin_request(au_tokens, 1.0)
-    attn.set_processor(reference)
-    before = attn(hidden, encoder_hidden_states=text)
-    torch.nn.init.normal_(processor.au_to_k.weight, std=5.0)
-    torch.testing.assert_close(attn(hidden, encoder_hidden_states=text), before)
+    for proc in (processor, reference):
+        proc.begin_request(au_tokens, 1.0)
+    before = outputs(attn, (reference,), hidden, text)[0]
+    torch.nn.init.normal_(processor.au_to_k.weight, std=5.0)  # shared: the literal formula uses the new one
+    ours, literal = outputs(attn, (processor, reference), hidden, text)
+    torch.testing.assert_close(literal, before)
+    torch.testing.assert_close(ours, literal, rtol=1e-5, atol=1e-5)
 
 
 def test_identity_branch_adds_scaled_attention_over_identity_tokens():
@@ -83,7 +96,7 @@ def test_au_encoder_token_is_values_then_linear_then_zeros_and_stays_fp16():
     assert encoder.half()(values.half()).dtype == torch.float16
 
 
-def test_au_vector_reaches_every_cross_attention_layer_and_no_self_attention_layer(sd21_pipe):
+def test_au_vector_reaches_every_cross_attention_layer_and_no_self_attention_layer(sd21_pipe, fast):
     seen = {}
 
     def spy(name, original):
@@ -96,7 +109,7 @@ def test_au_vector_reaches_every_cross_attention_layer_and_no_self_attention_lay
     originals = dict(unet.attn_processors)
     unet.set_attn_processor({name: spy(name, proc) for name, proc in originals.items()})
     try:
-        sd21_pipe("a face", {"AU12": 4}, seed=1, **{**FAST, "num_inference_steps": 1})
+        sd21_pipe("a face", {"AU12": 4}, seed=1, **{**fast, "num_inference_steps": 1})
     finally:
         unet.set_attn_processor(dict(originals))  # diffusers empties the dict it is given
     cross = {name for name in originals if name.endswith("attn2.processor")}
@@ -109,17 +122,44 @@ def test_au_vector_reaches_every_cross_attention_layer_and_no_self_attention_lay
         assert not torch.equal(seen[name][0], seen[name][1])
 
 
-def test_fast_pipeline_matches_the_literal_eq2_end_to_end(sd21_pipe):
-    from fineface_ui.bench.reference import install_reference
-
-    image_fast = sd21_pipe("a face", {"AU12": 3, "AU4": -2}, seed=3, **FAST).images[0]
-    unet = sd21_pipe.sd.unet
-    originals, adapters = dict(unet.attn_processors), sd21_pipe.adapters
-    sd21_pipe.adapters = install_reference(unet, adapters)
+@contextmanager
+def literal_eq2(pipe):
+    """The pipeline with the reference processors in every cross-attention layer and bmm self-attention."""
+    unet = pipe.sd.unet
+    originals, adapters = dict(unet.attn_processors), pipe.adapters
+    pipe.adapters = install_reference(unet, adapters)
     try:
-        image_ref = sd21_pipe("a face", {"AU12": 3, "AU4": -2}, seed=3, **FAST).images[0]
+        yield
     finally:
         unet.set_attn_processor(dict(originals))  # diffusers empties the dict it is given
-        sd21_pipe.adapters = adapters
-    difference = torch.tensor(list(image_fast.getdata())) - torch.tensor(list(image_ref.getdata()))
-    assert difference.abs().max() <= 2  # 8-bit rounding of fp32 results that agree to ~1e-5
+        pipe.adapters = adapters
+
+
+def noise_prediction(pipe, au_tokens, au_scale):
+    generator = torch.Generator().manual_seed(0)
+    latents = torch.randn(2, 4, 32, 32, generator=generator)
+    text = torch.randn(2, 77, pipe.sd.unet.config.cross_attention_dim, generator=generator)
+    for adapter in pipe.adapters.values():
+        adapter.begin_request(au_tokens, au_scale)
+    try:
+        with torch.no_grad():
+            return pipe.sd.unet(latents, torch.tensor(400), encoder_hidden_states=text).sample
+    finally:
+        for adapter in pipe.adapters.values():
+            adapter.end_request()
+
+
+def test_fineface_unet_equals_the_literal_eq2_unet_on_the_same_weights(sd21_pipe):
+    au_tokens = sd21_pipe.au_encoder(torch.tensor([[0.0] * 12, [2, 0, -3, 0, 0, 0, 4, 0, 0, 0, 0, 7]]))
+    ours = noise_prediction(sd21_pipe, au_tokens, 1.3)
+    with literal_eq2(sd21_pipe):
+        literal = noise_prediction(sd21_pipe, au_tokens, 1.3)
+    torch.testing.assert_close(ours, literal, rtol=1e-4, atol=1e-5)
+
+
+def test_fast_pipeline_matches_the_literal_eq2_end_to_end(sd21_pipe, fast, pixels):
+    request = {"prompt": "a face", "aus": {"AU12": 3, "AU4": -2}, "seed": 3, "au_scale": 1.3, **fast}
+    image_fast = pixels(sd21_pipe(**request).images[0])
+    with literal_eq2(sd21_pipe):
+        image_literal = pixels(sd21_pipe(**request).images[0])
+    assert np.abs(image_fast - image_literal).max() <= 2  # 8-bit rounding of fp32 results that agree to ~1e-5

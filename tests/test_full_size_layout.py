@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from fineface_ui.attention import FineFaceAttnProcessor, install_processors
+from fineface_ui.attention import FineFaceAttnProcessor, attention_layers, install_processors
+from fineface_ui.identity_adapter import identity_layer_indices
 from fineface_ui.standins.layouts import SD15_UNET, SD21_BASE_UNET, meta_unet
 from fineface_ui.lora import expected_lora_shapes
 
@@ -55,8 +56,9 @@ def test_sd15_has_32_au_keys_and_ip_indices_1_to_31_are_the_cross_attention_laye
     adapters, shapes = adapter_shapes(unet, 768, identity_dim=768)
     au_shapes = {k: v for k, v in shapes.items() if ".au_to_" in k}
     assert len(au_shapes) == 32 and all(shape[1] == 768 for shape in au_shapes.values())
-    ip_indices = [index for index, name in enumerate(names) if name in adapters]
-    assert ip_indices == list(range(1, 32, 2))
-    assert all(names[index].endswith("attn2.processor") for index in ip_indices)
+    ip_indices = identity_layer_indices(unet)  # what the identity loader reads the file's keys by
+    assert sorted(ip_indices.values()) == list(range(1, 32, 2))
+    assert all(names[index] == name and name.endswith("attn2.processor") for name, index in ip_indices.items())
     assert names[-1].startswith("mid_block")
-    assert all(isinstance(adapters[names[index]], FineFaceAttnProcessor) for index in ip_indices)
+    assert set(ip_indices) == set(adapters) == set(attention_layers(unet, cross_only=True))
+    assert all(isinstance(adapters[name], FineFaceAttnProcessor) for name in ip_indices)

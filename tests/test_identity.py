@@ -9,18 +9,14 @@ from PIL import Image, ImageDraw
 
 from fineface_ui.errors import CheckpointError, NoFaceError
 from fineface_ui.faces import FaceEmbedder
+from fineface_ui.identity_adapter import identity_layer_indices
 from fineface_ui.identity_pipeline import FineFaceIdentityPipeline
 from fineface_ui.model_sources import IP_ADAPTER_FILE
+from fineface_ui.pipeline import FineFacePipeline
+from fineface_ui.variants import SD15_IDENTITY
 from fineface_ui.settings import GenerationSettings
 from fineface_ui.studio import Studio
 from fineface_ui.standins.tiny_face_models import write_model_pack
-
-from .conftest import FAST
-
-
-def pixels(image):
-    return np.asarray(image, dtype=np.int16)
-
 
 @pytest.fixture(scope="module")
 def face_embeds():
@@ -42,7 +38,7 @@ def test_identity_branch_matches_diffusers_own_ip_adapter_loader(identity_pipe, 
     with torch.no_grad():
         expected = reference.unet(latents, timestep, encoder_hidden_states=text,
                                   added_cond_kwargs={"image_embeds": [face_embeds.reshape(1, 1, 512)]}).sample
-        tokens = identity_pipe.identity_projection(face_embeds)
+        tokens = identity_pipe.identity.projection(face_embeds)
         au_tokens = identity_pipe.au_encoder(torch.zeros(1, 12))
         for adapter in identity_pipe.adapters.values():
             adapter.begin_request(au_tokens, 0.0, tokens, ip_scale=0.7)
@@ -57,20 +53,82 @@ def test_identity_branch_matches_diffusers_own_ip_adapter_loader(identity_pipe, 
                               added_cond_kwargs={"image_embeds": [torch.zeros(1, 1, 512)]}).sample)
 
 
-def test_ip_scale_zero_equals_the_au_only_sd15_output(identity_pipe, face_embeds):
-    with_face = identity_pipe("a portrait", {"AU12": 3}, face_embeds=face_embeds, ip_scale=0.0, seed=3, **FAST)
-    without = identity_pipe("a portrait", {"AU12": 3}, seed=3, **FAST)
+def test_ip_scale_zero_equals_the_au_only_sd15_output(identity_pipe, face_embeds, fast, pixels):
+    with_face = identity_pipe("a portrait", {"AU12": 3}, face_embeds=face_embeds, ip_scale=0.0, seed=3, **fast)
+    without = identity_pipe("a portrait", {"AU12": 3}, seed=3, **fast)
     assert np.array_equal(pixels(with_face.images[0]), pixels(without.images[0]))
-    full = identity_pipe("a portrait", {"AU12": 3}, face_embeds=face_embeds, seed=3, **FAST)
+    full = identity_pipe("a portrait", {"AU12": 3}, face_embeds=face_embeds, seed=3, **fast)
     assert not np.array_equal(pixels(full.images[0]), pixels(without.images[0]))
     assert full.metadata["faces"] == 1 and full.metadata["pipeline"] == "sd15-identity"
 
 
 def test_several_photos_concatenate_their_identity_tokens(identity_pipe):
-    faces = torch.nn.functional.normalize(torch.randn(3, 512), dim=1)
-    tokens = identity_pipe._identity_tokens(faces, count=2, guided=True)
+    faces = torch.nn.functional.normalize(torch.randn(3, 512, generator=torch.Generator().manual_seed(2)), dim=1)
+    project = identity_pipe.identity.projection
+    tokens = identity_pipe.identity.tokens(faces, count=2, guided=True)
     assert tokens.shape == (4, 3 * 16, identity_pipe.sd.unet.config.cross_attention_dim)
-    torch.testing.assert_close(tokens[0], identity_pipe.identity_projection(torch.zeros(3, 512))[0])
+    for image in (0, 1):  # [unconditional x 2, conditional x 2], as diffusers orders the batch
+        torch.testing.assert_close(tokens[image], project(torch.zeros(3, 512))[0])
+        torch.testing.assert_close(tokens[2 + image], project(faces)[0])
+    photo_by_photo = torch.cat([project(face[None])[0] for face in faces])
+    torch.testing.assert_close(tokens[2], photo_by_photo)
+
+
+def identity_kv_per_layer(pipe, face, fast, ip_scale=0.6):
+    """Each FineFace layer's identity K and V as the layer reads them while denoising (one step, guided)."""
+    seen = {}
+
+    def spy(name, processor):
+        def call(attn, hidden_states, encoder_hidden_states=None, **kwargs):
+            if getattr(processor, "_identity_kv", None) is not None:  # FineFace layers in a face request
+                seen.setdefault(name, tuple(t.clone() for t in processor._identity_kv))
+            return processor(attn, hidden_states, encoder_hidden_states, **kwargs)
+        return call
+
+    unet = pipe.sd.unet
+    originals = dict(unet.attn_processors)
+    unet.set_attn_processor({name: spy(name, proc) for name, proc in originals.items()})
+    try:
+        pipe("a portrait", {"AU12": 2}, face_embeds=face, ip_scale=ip_scale, seed=1,
+             **{**fast, "num_inference_steps": 1})
+    finally:
+        unet.set_attn_processor(dict(originals))  # diffusers empties the dict it is given
+    return seen
+
+
+def test_each_face_reaches_every_cross_attention_layer_in_the_conditioned_images(identity_pipe, fast):
+    faces = torch.nn.functional.normalize(torch.randn(2, 512, generator=torch.Generator().manual_seed(5)), dim=1)
+    project = identity_pipe.identity.projection
+    first, second = (identity_kv_per_layer(identity_pipe, face[None], fast) for face in faces)
+    assert set(first) == set(second) == set(identity_pipe.adapters)
+    with torch.no_grad():
+        for name, adapter in identity_pipe.adapters.items():
+            for seen, face in ((first, faces[:1]), (second, faces[1:])):
+                key, value = seen[name]
+                # Batch [unconditional, conditional]: the zero embedding's tokens, then this face's.
+                for half, embedding in ((0, torch.zeros_like(face)), (1, face)):
+                    tokens = project(embedding)
+                    torch.testing.assert_close(key[half], adapter.to_k_ip(tokens)[0])
+                    torch.testing.assert_close(value[half], 0.6 * adapter.to_v_ip(tokens)[0])
+            assert torch.equal(first[name][0][0], second[name][0][0])
+            assert not torch.allclose(first[name][0][1], second[name][0][1])
+
+
+def test_from_pretrained_with_the_identity_variant_loads_the_ip_adapter(sd15_files, face_embeds, fast):
+    # A LoRA strength means nothing to a variant without a LoRA: ignored, as the settings ignore it.
+    pipe = FineFacePipeline.from_pretrained(**sd15_files, variant=SD15_IDENTITY, device="cpu", lora_scale=0.5)
+    assert pipe.variant.name == "sd15-identity" and pipe.lora is None and pipe.identity is not None
+    released = torch.load(sd15_files["ip_adapter_weights"] / IP_ADAPTER_FILE, weights_only=True)
+    for key, value in released["image_proj"].items():
+        torch.testing.assert_close(pipe.identity.projection.state_dict()[key], value, rtol=0, atol=0)
+    indices = identity_layer_indices(pipe.sd.unet)
+    assert set(indices) == set(pipe.adapters)
+    for name, index in indices.items():
+        for key in ("to_k_ip", "to_v_ip"):
+            weight = getattr(pipe.adapters[name], key).weight
+            torch.testing.assert_close(weight, released["ip_adapter"][f"{index}.{key}.weight"], rtol=0, atol=0)
+    out = pipe("a portrait", {"AU12": 3}, face_embeds=face_embeds, seed=3, **fast)
+    assert out.metadata["faces"] == 1 and out.metadata["lora_scale"] is None
 
 
 def test_an_identity_key_at_a_self_attention_index_fails_loudly(sd15_files, tmp_path):
@@ -96,8 +154,8 @@ def face_photo():
     return photo
 
 
-def test_studio_uses_sd15_with_a_face_and_sd21_without(studio):
-    settings = GenerationSettings.create("a portrait", {"AU12": 3}, seed=5, **FAST)
+def test_studio_uses_sd15_with_a_face_and_sd21_without(studio, fast, pixels):
+    settings = GenerationSettings.create("a portrait", {"AU12": 3}, seed=5, **fast)
     plain = studio.generate(settings)
     assert plain.faces is None and plain.output.metadata["pipeline"] == "sd21"
     first = studio.generate(settings, photos=[face_photo()])
@@ -111,7 +169,7 @@ def test_studio_uses_sd15_with_a_face_and_sd21_without(studio):
     assert studio.face_embedder().cache_info().hits >= 1
 
 
-def test_studio_reports_a_photo_without_a_face(studio):
-    settings = GenerationSettings.create("a portrait", None, seed=5, **FAST)
+def test_studio_reports_a_photo_without_a_face(studio, fast):
+    settings = GenerationSettings.create("a portrait", None, seed=5, **fast)
     with pytest.raises(NoFaceError, match="photo 1"):
         studio.generate(settings, photos=[Image.new("RGB", (200, 200), (128, 128, 128))])

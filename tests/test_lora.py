@@ -8,8 +8,6 @@ from safetensors.torch import load_file
 from fineface_ui import FineFacePipeline
 from fineface_ui.lora import TRAINED_LORA_SCALE
 
-from .conftest import FAST
-
 LAYER = "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_v"
 
 
@@ -51,30 +49,30 @@ def test_lora_touches_every_attention_projection_and_nothing_else(sd21_files):
     assert all(name.endswith(("to_q.weight", "to_k.weight", "to_v.weight", "to_out.0.weight")) for name in changed)
 
 
-def test_changing_the_strength_and_back_gives_bit_identical_weights_and_pixels(sd21_files):
+def test_changing_the_strength_and_back_gives_bit_identical_weights_and_pixels(sd21_files, fast):
     fresh = {scale: FineFacePipeline.from_pretrained(**sd21_files, device="cpu", lora_scale=scale) for scale in (0.25, 1.0)}
     pipe = FineFacePipeline.from_pretrained(**sd21_files, device="cpu")
-    before = pipe("a face", {"AU12": 2}, seed=4, **FAST).images[0]
+    before = pipe("a face", {"AU12": 2}, seed=4, **fast).images[0]
     for scale in (1.0, 0.5, 0.0, 1.0):
         pipe.lora.set_scale(scale)
     assert all(torch.equal(v, unet_weights(fresh[1.0])[k]) for k, v in unet_weights(pipe).items())
-    after = pipe("a face", {"AU12": 2}, seed=4, lora_scale=0.25, **FAST)
+    after = pipe("a face", {"AU12": 2}, seed=4, lora_scale=0.25, **fast)
     assert all(torch.equal(v, unet_weights(fresh[0.25])[k]) for k, v in unet_weights(pipe).items())
     assert np.array_equal(np.asarray(before), np.asarray(after.images[0]))
     assert after.metadata["lora_scale"] == 0.25
 
 
-def test_a_request_without_a_strength_keeps_the_fused_one(sd21_files):
+def test_a_request_without_a_strength_keeps_the_fused_one(sd21_files, fast):
     pipe = FineFacePipeline.from_pretrained(**sd21_files, device="cpu", lora_scale=0.5)
-    out = pipe("a face", None, seed=1, **FAST)
+    out = pipe("a face", None, seed=1, **fast)
     assert pipe.lora.scale == 0.5 and out.metadata["lora_scale"] == 0.5
 
 
-def test_fp16_pipeline_runs_and_fuses_once_in_fp32_from_the_loaded_weights(sd21_files, lora_file, base_weight):
+def test_fp16_pipeline_runs_and_fuses_once_in_fp32_from_the_loaded_weights(sd21_files, lora_file, base_weight, fast):
     pipe = FineFacePipeline.from_pretrained(**sd21_files, device="cpu", dtype=torch.float16)
     assert all(p.dtype == torch.float16 for p in pipe.au_encoder.parameters())
     assert all(a.au_to_v.weight.dtype == torch.float16 for a in pipe.adapters.values())
     # One rounding to fp16 after the fp32 sum, not one per fuse/unfuse.
     assert torch.equal(weight(pipe), (base_weight.half().float() + 0.25 * delta(lora_file)).half())
-    out = pipe("a face", {"AU12": 3}, seed=2, **FAST)
+    out = pipe("a face", {"AU12": 3}, seed=2, **fast)
     assert np.isfinite(np.asarray(out.images[0], dtype=np.float32)).all() and out.metadata["dtype"] == "float16"

@@ -15,11 +15,11 @@ from transformers import CLIPTextConfig, CLIPTextModel
 
 from ..attention import FineFaceAttnProcessor, install_processors
 from ..au_encoder import AUEncoder
-from ..aus import NUM_AUS
-from ..identity_pipeline import FineFaceIdentityPipeline, IdentityProjection
+from ..identity_adapter import IdentityAdapter, IdentityProjection
 from .layouts import SD15_TEXT_ENCODER, SD15_UNET, SD21_BASE_TEXT_ENCODER, SD21_BASE_UNET, SD21_BASE_VAE
 from ..lora import TRAINED_LORA_SCALE, FusedLora
 from ..pipeline import FineFacePipeline
+from ..variants import SD15_IDENTITY, SD21_TEXT
 from .tiny_models import tokenizer_from_vocab, write_lora_file
 
 IDENTITY_TOKENS = 16  # IP-Adapter-FaceID portrait: 16 tokens per face
@@ -81,24 +81,26 @@ def _base_pipeline(unet: UNet2DConditionModel, text_config: dict, device: str, f
 
 def text_pipeline(device: str, dtype: torch.dtype) -> FineFacePipeline:
     """SD 2.1-base with the FineFace AU adapter and LoRA (strength 0.25), random weights."""
+    token_dim = SD21_BASE_UNET["cross_attention_dim"]
     with tempfile.TemporaryDirectory() as folder:
         unet, adapters, lora = adapted_unet(SD21_BASE_UNET, device, lora_folder=Path(folder))
         sd = _base_pipeline(unet, SD21_BASE_TEXT_ENCODER, device, Path(folder))
-    encoder = AUEncoder(64, SD21_BASE_UNET["cross_attention_dim"])
-    pipe = FineFacePipeline(sd, encoder, adapters, {"base_model": "random full-size SD 2.1-base"}, lora)
+    encoder = AUEncoder(SD21_TEXT.au_hidden_dim(token_dim), token_dim)
+    pipe = FineFacePipeline(sd, encoder, adapters, variant=SD21_TEXT,
+                            models={"base_model": "random full-size SD 2.1-base"}, lora=lora)
     return pipe.to(torch.device(device), dtype)
 
 
-def identity_pipeline(device: str, dtype: torch.dtype) -> FineFaceIdentityPipeline:
+def identity_pipeline(device: str, dtype: torch.dtype) -> FineFacePipeline:
     """SD 1.5 with the FineFace AU adapter and the IP-Adapter-FaceID portrait branch, random weights."""
     token_dim = SD15_UNET["cross_attention_dim"]
     with tempfile.TemporaryDirectory() as folder:
         unet, adapters, _ = adapted_unet(SD15_UNET, device, identity=True)
         sd = _base_pipeline(unet, SD15_TEXT_ENCODER, device, Path(folder))
-    pipe = FineFaceIdentityPipeline(
-        sd, AUEncoder(token_dim - NUM_AUS, token_dim), adapters, {"base_model": "random full-size SD 1.5"},
-        lora=None, identity_projection=IdentityProjection(token_dim, IDENTITY_TOKENS),
-    )
+    encoder = AUEncoder(SD15_IDENTITY.au_hidden_dim(token_dim), token_dim)
+    pipe = FineFacePipeline(sd, encoder, adapters, variant=SD15_IDENTITY,
+                            models={"base_model": "random full-size SD 1.5"},
+                            identity=IdentityAdapter(IdentityProjection(token_dim, IDENTITY_TOKENS)))
     return pipe.to(torch.device(device), dtype)
 
 

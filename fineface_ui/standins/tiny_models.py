@@ -13,13 +13,15 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-from diffusers.models.attention_processor import Attention
 from peft import LoraConfig, get_peft_model_state_dict
 from safetensors.torch import save_file
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from ..attention import attention_layers
 from ..aus import NUM_AUS
+from ..identity_adapter import FACE_EMBEDDING_DIM, LAYER_KEYS, identity_layer_indices
 from ..lora import FILE_PREFIX, PROJECTIONS
+from ..variants import SD15_IDENTITY, SD21_TEXT
 
 LORA_RANK = 32  # as released
 # Text width (= UNet cross-attention width = AU token width). SD 2.1's AU encoder is Linear(12, 64)
@@ -99,13 +101,6 @@ class _scratch:
         self._dir.cleanup()
 
 
-def cross_attention_layers(unet: UNet2DConditionModel) -> dict[str, Attention]:
-    """attn2 layers by processor name, in `unet.attn_processors` order."""
-    modules = dict(unet.named_modules())
-    return {name: modules[name.removesuffix(".processor")] for name in unet.attn_processors
-            if modules[name.removesuffix(".processor")].is_cross_attention}
-
-
 def write_au_files(unet: UNet2DConditionModel, folder: Path, encoder_name: str, adapter_name: str,
                    hidden_dim: int, seed: int = 1) -> None:
     """The AU encoder (Linear(12, hidden)) and the per-layer au_to_k/au_to_v projections, as torch pickles."""
@@ -114,7 +109,7 @@ def write_au_files(unet: UNet2DConditionModel, folder: Path, encoder_name: str, 
     torch.save({"au_encoder.weight": torch.randn(hidden_dim, NUM_AUS, generator=generator) * 0.3,
                 "au_encoder.bias": torch.randn(hidden_dim, generator=generator) * 0.1}, folder / encoder_name)
     adapter = {}
-    for name, layer in cross_attention_layers(unet).items():
+    for name, layer in attention_layers(unet, cross_only=True).items():
         hidden = layer.to_out[0].in_features
         for projection in ("au_to_k", "au_to_v"):
             adapter[f"{name}.{projection}.weight"] = torch.randn(hidden, token_dim, generator=generator) * 0.05
@@ -138,15 +133,14 @@ def write_sd21_fineface(root: Path, seed: int = 0) -> tuple[Path, Path]:
     sd = tiny_base_pipeline(SD21_TOKEN_DIM, linear_projection=True, seed=seed)
     sd.save_pretrained(base)
     fineface.mkdir(parents=True, exist_ok=True)
-    write_au_files(sd.unet, fineface, "au_encoder.ckpt", "attn_processors.ckpt", hidden_dim=64, seed=seed + 1)
+    write_au_files(sd.unet, fineface, "au_encoder.ckpt", "attn_processors.ckpt",
+                   hidden_dim=SD21_TEXT.au_hidden_dim(SD21_TOKEN_DIM), seed=seed + 1)
     write_lora_file(sd.unet, fineface / "pytorch_lora_weights.safetensors", seed=seed + 2)
     return base, fineface
 
 
 def write_ip_adapter_file(unet: UNet2DConditionModel, path: Path, num_tokens: int = 16, seed: int = 3) -> None:
     """An IP-Adapter-FaceID portrait .bin: {'image_proj': MLP + LayerNorm, 'ip_adapter': per-layer K/V by index}."""
-    from ..identity_pipeline import FACE_EMBEDDING_DIM
-
     generator = torch.Generator().manual_seed(seed)
     token_dim = unet.config.cross_attention_dim
     hidden = 2 * FACE_EMBEDDING_DIM
@@ -158,15 +152,12 @@ def write_ip_adapter_file(unet: UNet2DConditionModel, path: Path, num_tokens: in
         "norm.weight": torch.ones(token_dim),
         "norm.bias": torch.zeros(token_dim),
     }
-    names = list(unet.attn_processors)
-    layers = cross_attention_layers(unet)
-    ip_adapter = {}
-    for name, layer in layers.items():
-        index = names.index(name)
-        for projection in ("to_k_ip", "to_v_ip"):
-            ip_adapter[f"{index}.{projection}.weight"] = (
-                torch.randn(layer.to_out[0].in_features, token_dim, generator=generator) * 0.05
-            )
+    layers = attention_layers(unet)
+    ip_adapter = {
+        f"{index}.{projection}.weight":
+            torch.randn(layers[name].to_out[0].in_features, token_dim, generator=generator) * 0.05
+        for name, index in identity_layer_indices(unet).items() for projection in LAYER_KEYS
+    }
     torch.save({"image_proj": image_proj, "ip_adapter": ip_adapter}, path)
 
 
@@ -180,7 +171,7 @@ def write_sd15_fineface(root: Path, seed: int = 10) -> dict[str, Path]:
     folders["fineface_weights"].mkdir(parents=True, exist_ok=True)
     folders["ip_adapter_weights"].mkdir(parents=True, exist_ok=True)
     write_au_files(sd.unet, folders["fineface_weights"], "sd15_au_encoder.ckpt", "sd15_attn_processors.ckpt",
-                   hidden_dim=SD15_TOKEN_DIM - NUM_AUS, seed=seed + 1)
+                   hidden_dim=SD15_IDENTITY.au_hidden_dim(SD15_TOKEN_DIM), seed=seed + 1)
     write_ip_adapter_file(sd.unet, folders["ip_adapter_weights"] / "ip-adapter-faceid-portrait-v11_sd15.bin",
                           seed=seed + 3)
     return folders
