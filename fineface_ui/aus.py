@@ -18,20 +18,22 @@ class ActionUnit:
 
 
 # The order is the model's input order: index i of the AU vector is ACTION_UNITS[i].
-ACTION_UNITS: tuple[ActionUnit, ...] = (
-    ActionUnit("AU1", "Inner Brow Raiser", "brows", "raises the inner ends of the eyebrows"),
-    ActionUnit("AU2", "Outer Brow Raiser", "brows", "raises the outer ends of the eyebrows"),
-    ActionUnit("AU4", "Brow Lowerer", "brows", "pulls the brows down and together, a frown"),
-    ActionUnit("AU5", "Upper Lid Raiser", "eyes", "opens the eyes wide; negative closes them"),
-    ActionUnit("AU6", "Cheek Raiser", "eyes", "lifts the cheeks and narrows the eyes, as in a real smile"),
-    ActionUnit("AU9", "Nose Wrinkler", "nose", "wrinkles the nose, as in disgust"),
-    ActionUnit("AU12", "Lip Corner Puller", "mouth", "pulls the lip corners up, a smile; negative turns them down"),
-    ActionUnit("AU15", "Lip Corner Depressor", "mouth", "pulls the lip corners down"),
-    ActionUnit("AU17", "Chin Raiser", "chin", "pushes the chin and lower lip up"),
-    ActionUnit("AU20", "Lip Stretcher", "mouth", "stretches the lips sideways, as in fear"),
-    ActionUnit("AU25", "Lips Part", "mouth", "parts the lips"),
-    ActionUnit("AU26", "Jaw Drop", "jaw", "drops the jaw, opening the mouth"),
-)
+# One AU a line: name | FACS name | region (groups the sliders) | what a viewer sees, in plain words.
+_TABLE = """
+AU1 | Inner Brow Raiser | brows | raises the inner ends of the eyebrows
+AU2 | Outer Brow Raiser | brows | raises the outer ends of the eyebrows
+AU4 | Brow Lowerer | brows | pulls the brows down and together, a frown
+AU5 | Upper Lid Raiser | eyes | opens the eyes wide; negative closes them
+AU6 | Cheek Raiser | eyes | lifts the cheeks and narrows the eyes, as in a real smile
+AU9 | Nose Wrinkler | nose | wrinkles the nose, as in disgust
+AU12 | Lip Corner Puller | mouth | pulls the lip corners up, a smile; negative turns them down
+AU15 | Lip Corner Depressor | mouth | pulls the lip corners down
+AU17 | Chin Raiser | chin | pushes the chin and lower lip up
+AU20 | Lip Stretcher | mouth | stretches the lips sideways, as in fear
+AU25 | Lips Part | mouth | parts the lips
+AU26 | Jaw Drop | jaw | drops the jaw, opening the mouth
+"""
+ACTION_UNITS: tuple[ActionUnit, ...] = tuple(ActionUnit(*line.split(" | ")) for line in _TABLE.strip().splitlines())
 AU_NAMES: tuple[str, ...] = tuple(au.name for au in ACTION_UNITS)
 NUM_AUS = len(ACTION_UNITS)
 

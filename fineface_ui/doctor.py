@@ -11,7 +11,7 @@ def download_all(force: bool = False) -> None:
 
     `force` fetches again what is already there: the cure for a truncated or corrupt file.
     """
-    from .faces import download_model_pack
+    from .face_model_pack import download_model_pack
 
     weights = all_weights()
     found = {weight: download(weight, force=True) for weight in weights} if force else resolve(weights)
@@ -25,7 +25,7 @@ def report() -> str:
     import torch
 
     from .errors import MissingWeightsError
-    from .faces import find_model_pack
+    from .face_model_pack import find_model_pack
     from .versions import library_versions
 
     lines = [f"{name} {version}" for name, version in library_versions().items()]

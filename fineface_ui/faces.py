@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -14,13 +13,13 @@ import cv2
 import numpy as np
 import onnxruntime
 import torch
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw
 
 from . import weights
-from .errors import CheckpointError, InvalidInputError, MissingWeightsError, NoFaceError
-from .model_sources import DETECTOR_FILE, PACK_NAME, PACK_URL, RECOGNIZER_FILE
+from .errors import CheckpointError, InvalidInputError, NoFaceError
+from .face_model_pack import find_model_pack, pack_shown
+from .photos import Photo, load_rgb, photo_label
 
-Photo = Image.Image | np.ndarray | str | os.PathLike
 
 # Beyond this the detector (which works at det_size anyway) gains nothing, while
 # hashing, resizing and alignment of a 50 MP photo would cost memory and time.
@@ -29,79 +28,6 @@ MAX_SIDE = 2048
 # around the photo gives the detector one. Used only when the first try fails.
 PAD_FRACTION = 0.25
 CACHE_SIZE = 64
-
-
-def download_root() -> Path:
-    """The root `download` unpacks the pack under (as <root>/models/buffalo_l): <weights folder>/insightface."""
-    return weights.WEIGHTS_DIR / "insightface"
-
-
-def default_roots() -> list[Path]:
-    """Folders searched for `models/buffalo_l` when no root is given: the weights folder's, then InsightFace's home."""
-    # insightface 2.1 hard-codes "~/.insightface" and reads no INSIGHTFACE_HOME variable.
-    return [download_root(), Path("~/.insightface").expanduser()]
-
-
-def find_model_pack(root: str | Path | None = None) -> Path:
-    """Return the buffalo_l folder holding the detector and recognizer, or raise MissingWeightsError."""
-    roots = [Path(root).expanduser()] if root is not None else default_roots()
-    looked_in = []
-    for candidate in roots:
-        pack = candidate / "models" / PACK_NAME
-        missing = [name for name in (DETECTOR_FILE, RECOGNIZER_FILE) if not (pack / name).is_file()]
-        if not missing:
-            return pack.resolve()
-        reason = f"missing {', '.join(missing)}" if pack.is_dir() else "no such folder"
-        looked_in.append(f"  - {_shown(candidate)}/models/{PACK_NAME} ({reason})")
-    raise MissingWeightsError(
-        f"The face model pack '{PACK_NAME}' (InsightFace: {DETECTOR_FILE} and {RECOGNIZER_FILE}) "
-        "was not found. Looked in:\n" + "\n".join(looked_in) + "\n"
-        f"To get it, run `{weights.DOWNLOAD_COMMAND}`, or {_by_hand()}."
-    )
-
-
-def _by_hand() -> str:
-    return f"download {PACK_URL} and unzip its files into {weights.weights_label()}/insightface/models/{PACK_NAME}/"
-
-
-def _shown(root: Path) -> str:
-    """A search folder as messages name it (no absolute server paths)."""
-    root = Path(root).resolve()
-    if root == download_root().resolve():
-        return f"{weights.weights_label()}/insightface"
-    if root == Path("~/.insightface").expanduser().resolve():
-        return "~/.insightface"
-    return root.name
-
-
-def _pack_shown(pack: Path) -> str:
-    return f"{_shown(pack.parent.parent)}/models/{pack.name}"
-
-
-def ensure_model_pack() -> Path:
-    """The folder holding models/buffalo_l, downloading the pack when it is nowhere (unless offline: fail fast)."""
-    try:
-        pack = find_model_pack()
-    except MissingWeightsError:
-        if not weights.hub_reachable():
-            raise
-        pack = download_model_pack()
-    return pack.parent.parent
-
-
-def download_model_pack() -> Path:
-    """Fetch buffalo_l with InsightFace's own downloader (its URL is PACK_URL, a test checks) into download_root()."""
-    from insightface.utils.storage import ensure_available
-
-    root = download_root()
-    try:
-        ensure_available("models", PACK_NAME, root=str(root))
-    except Exception as error:  # InsightFace's downloader raises whatever its HTTP stack raises
-        raise MissingWeightsError(
-            f"Could not download the InsightFace pack {PACK_NAME} ({type(error).__name__}). "
-            f"Instead, {_by_hand()}."
-        ) from error
-    return find_model_pack(root)
 
 
 def default_providers() -> list[str]:
@@ -269,102 +195,18 @@ class FaceEmbedder:
                     app.prepare(ctx_id=0, det_size=self.det_size)
                 except Exception as exc:  # onnxruntime and insightface fail with many types (even assert) on bad files
                     raise CheckpointError(
-                        f"The face models in {_pack_shown(self.model_dir)} could not be loaded "
+                        f"The face models in {pack_shown(self.model_dir)} could not be loaded "
                         f"({weights.without_paths(str(exc))}). "
                         "Delete the folder and download buffalo_l again."
                     ) from exc
                 if "recognition" not in app.models:
                     raise CheckpointError(
-                        f"{_pack_shown(self.model_dir)} has no face recognition model InsightFace can use. "
+                        f"{pack_shown(self.model_dir)} has no face recognition model InsightFace can use. "
                         "Delete the folder and download buffalo_l again."
                     )
                 self._app = app
             return self._app
 
-
-def photo_label(photo: Photo, index: int) -> str:
-    """How messages name a photo: 'photo 2 (beach.jpg)', or 'photo 2' when it has no file name."""
-    name = photo if isinstance(photo, (str, os.PathLike)) else getattr(photo, "filename", "")
-    return f"photo {index + 1} ({Path(name).name})" if name else f"photo {index + 1}"
-
-
-def load_rgb(photo: Photo, label: str = "the photo") -> np.ndarray:
-    """Decode a path, PIL image or array to an upright HxWx3 uint8 RGB array (transparency over white)."""
-    if isinstance(photo, np.ndarray):
-        return _array_to_rgb(photo, label)
-    if isinstance(photo, (str, os.PathLike)):
-        path = Path(photo)
-        if not path.is_file():
-            raise InvalidInputError(f"{label} could not be opened: there is no file at {path}.")
-        try:
-            with Image.open(path) as image:
-                image.load()
-                return _pil_to_rgb(image, label)
-        except InvalidInputError:
-            raise
-        except Exception as exc:  # Pillow reports corrupt files as OSError, SyntaxError, struct.error, ...
-            raise InvalidInputError(
-                f"{label} could not be read as an image; the file may be damaged or not a photo "
-                f"(use JPEG, PNG or WebP). Details: {exc}"
-            ) from exc
-    if isinstance(photo, Image.Image):
-        try:
-            return _pil_to_rgb(photo, label)
-        except InvalidInputError:
-            raise
-        except Exception as exc:  # a lazily-loaded PIL image can still hit a corrupt file here
-            raise InvalidInputError(f"{label} could not be decoded as an image. Details: {exc}") from exc
-    raise InvalidInputError(
-        f"{label} is a {type(photo).__name__}; expected an image file path, a PIL image or a numpy array."
-    )
-
-
-def _pil_to_rgb(image: Image.Image, label: str) -> np.ndarray:
-    image = ImageOps.exif_transpose(image)
-    if image.mode.startswith("I") or image.mode == "F":
-        # Pillow's convert("RGB") clips 16-bit values at 255 instead of scaling them.
-        return _array_to_rgb(np.asarray(image), label, sixteen_bit=image.mode.startswith("I;16"))
-    bands = image.getbands()
-    if "A" in bands or "a" in bands or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
-    return np.asarray(image.convert("RGB"))
-
-
-def _array_to_rgb(array: np.ndarray, label: str, sixteen_bit: bool = False) -> np.ndarray:
-    if array.ndim == 2:
-        array = array[:, :, None]
-    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4) or array.size == 0:
-        raise InvalidInputError(
-            f"{label} is an array of shape {tuple(array.shape)}; expected HxW, HxWx3 or HxWx4 pixels."
-        )
-    if array.dtype == np.uint8 and array.shape[2] in (1, 3):
-        return np.ascontiguousarray(np.repeat(array, 3, axis=2) if array.shape[2] == 1 else array)
-    pixels = _to_unit_range(array, label, sixteen_bit)
-    if pixels.shape[2] in (2, 4):
-        alpha = pixels[:, :, -1:]
-        pixels = pixels[:, :, :-1] * alpha + (1.0 - alpha)
-    if pixels.shape[2] == 1:
-        pixels = np.repeat(pixels, 3, axis=2)
-    return np.ascontiguousarray(np.rint(pixels * 255.0).astype(np.uint8))
-
-
-def _to_unit_range(array: np.ndarray, label: str, sixteen_bit: bool) -> np.ndarray:
-    if array.dtype == np.bool_:
-        return array.astype(np.float32)
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / 255.0
-    if np.issubdtype(array.dtype, np.integer):
-        # Pillow's 32-bit "I" mode carries 16-bit PNGs; only the values can tell 8 from 16 bits there.
-        full_scale = 65535.0 if sixteen_bit or array.dtype == np.uint16 or array.max() > 255 else 255.0
-        return np.clip(array.astype(np.float32) / full_scale, 0.0, 1.0)
-    if np.issubdtype(array.dtype, np.floating):
-        values = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-        # Float images are 0-1 by convention (torchvision, skimage); larger values mean 0-255.
-        full_scale = 1.0 if values.max() <= 1.0 else 255.0
-        return np.clip(values / full_scale, 0.0, 1.0)
-    raise InvalidInputError(f"{label} has pixel type {array.dtype}, which is not an image format.")
 
 
 def draw_face_box(photo: Photo, face: DetectedFace, color: tuple[int, int, int] = (255, 60, 60)) -> Image.Image:

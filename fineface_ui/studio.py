@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .acceleration import Acceleration
-from .faces import FaceEmbedder, FaceEmbeddings, ensure_model_pack
+from .face_model_pack import ensure_model_pack
+from .faces import FaceEmbedder, FaceEmbeddings
 from .pipeline import FineFaceOutput, FineFacePipeline, StepCallback
 from .settings import GenerationSettings
 from .variants import SD15_IDENTITY, SD21_TEXT

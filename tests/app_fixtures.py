@@ -1,4 +1,4 @@
-"""The app served on a free local port with random weights, for the API and browser tests."""
+"""The app served on a free local port, for the API and browser tests."""
 
 from __future__ import annotations
 
@@ -12,19 +12,6 @@ from PIL import Image
 
 from fineface_ui.web_app import create_app, launch
 from fineface_ui.studio import Studio
-
-FAST = {"num_inference_steps": 2, "height": 256, "width": 256}
-_studios: dict[int, Studio] = {}
-
-
-def random_studio(tmp_path_factory) -> Studio:
-    """One random-weight Studio per test session: writing the tiny models takes seconds."""
-    key = id(tmp_path_factory)
-    if key not in _studios:
-        studio = Studio.with_random_weights(tmp_path_factory.mktemp("random-weights"))
-        studio.face_embedder(), studio.identity_pipeline()  # loaded at start, as `--preload` does
-        _studios[key] = studio
-    return _studios[key]
 
 
 def free_port() -> int:

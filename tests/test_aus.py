@@ -39,8 +39,21 @@ def test_negative_and_exaggerated_values_are_accepted_but_nonsense_is_not():
     assert au_dict({"AU12": -5, "AU5": 12})["AU12"] == -5
     with pytest.raises(InvalidInputError, match="outside the accepted range"):
         au_dict({"AU12": 1e9})
-    with pytest.raises(InvalidInputError, match="outside the accepted range"):
-        au_dict({"AU12": -11})
+
+
+@pytest.mark.parametrize("bound", [-10, 15])
+def test_the_accepted_range_includes_its_bounds(bound):
+    assert au_dict({"AU12": bound})["AU12"] == bound
+    assert parse_au_string(f"AU4={bound}") == {"AU4": bound}
+
+
+@pytest.mark.parametrize("beyond", [-10.01, 15.01])
+def test_just_beyond_the_accepted_range_is_rejected_naming_the_au_the_range_and_the_trained_range(beyond):
+    expected = rf"AU12 = {beyond:g} is outside the accepted range -10\.\.15 \(the model was trained on 0\.\.5\)"
+    with pytest.raises(InvalidInputError, match=expected):
+        au_dict({"AU12": beyond})
+    with pytest.raises(InvalidInputError, match="AU4 = .* outside the accepted range"):
+        parse_au_string(f"AU4={beyond}")
 
 
 def test_a_list_must_have_twelve_values():

@@ -16,7 +16,8 @@ from PIL import Image
 
 from fineface_ui import faces, model_sources, weights
 from fineface_ui.errors import CheckpointError, InvalidInputError, MissingWeightsError, NoFaceError
-from fineface_ui.faces import FaceEmbedder, draw_face_box, load_rgb
+from fineface_ui.faces import FaceEmbedder, draw_face_box
+from fineface_ui.photos import load_rgb
 
 from fineface_ui.standins.tiny_face_models import write_model_pack
 

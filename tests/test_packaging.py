@@ -4,10 +4,11 @@ import argparse
 import json
 import subprocess
 import sys
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, requires, version
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 
 def installed(name):
@@ -22,15 +23,30 @@ def test_exactly_one_onnxruntime_build_is_installed():
     assert sum(v is not None for v in builds.values()) == 1, builds
 
 
-def test_the_gpu_build_is_present_where_cuda_is_used():
+def test_the_imported_onnxruntime_is_the_installed_build_in_the_version_the_package_requires():
+    import onnxruntime
+
+    (build,) = [name for name in ("onnxruntime", "onnxruntime-gpu") if installed(name)]
+    (required,) = [Requirement(line) for line in requires("fineface-ui") if line.startswith("onnxruntime")]
+    # install.sh puts the GPU build in place of the CPU one: same module, same version bounds.
+    assert onnxruntime.__version__ == installed(build), "the module's files come from another wheel"
+    assert required.specifier.contains(onnxruntime.__version__), (build, onnxruntime.__version__, str(required))
+
+
+def test_the_face_models_run_on_the_first_provider_the_embedder_picks():
     import onnxruntime
     import torch
 
-    if torch.cuda.is_available():
-        assert installed("onnxruntime-gpu") is not None
-        assert "CUDAExecutionProvider" in onnxruntime.get_available_providers()
-    else:
-        assert "CPUExecutionProvider" in onnxruntime.get_available_providers()
+    from fineface_ui.faces import default_providers
+    from fineface_ui.standins.tiny_face_models import build_recognizer
+
+    picked = default_providers()
+    assert set(picked) <= set(onnxruntime.get_available_providers())
+    if torch.cuda.is_available():  # where the pipelines run on CUDA, the face models must too
+        assert installed("onnxruntime-gpu") and picked[0] == "CUDAExecutionProvider"
+    session = onnxruntime.InferenceSession(build_recognizer().SerializeToString(), providers=picked)
+    # ONNX Runtime falls back to the CPU, with only a log line, when CUDA's libraries do not load.
+    assert session.get_providers()[0] == picked[0]
 
 
 HEAVY = ("torch", "diffusers", "transformers", "gradio", "cv2", "onnxruntime", "insightface", "huggingface_hub")

@@ -19,7 +19,7 @@ from fineface_ui.settings import GenerationSettings
 from fineface_ui.studio import Studio
 from fineface_ui.standins.tiny_face_models import write_model_pack
 
-from tests.app_fixtures import FAST, blank_photo, random_studio, running_app
+from tests.app_fixtures import blank_photo, running_app
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # skimage deprecation inside insightface
 
@@ -31,11 +31,16 @@ def face_photo(path):
     return handle_file(str(path))
 
 
-def generate(client: Client, **values):
-    return client.predict(**{"prompt": "a face", **FAST, **values}, api_name="/generate")
+@pytest.fixture
+def generate(fast):
+    """/generate with the fast settings and the prompt "a face", plus the given values."""
+    def call(client: Client, **values):
+        return client.predict(**{"prompt": "a face", **fast, **values}, api_name="/generate")
+    return call
 
 
-def test_text_renders_go_on_while_the_face_pipeline_loads_outside_the_gpu_slot(sd21_pipe, identity_pipe, tmp_path):
+def test_text_renders_go_on_while_the_face_pipeline_loads_outside_the_gpu_slot(sd21_pipe, identity_pipe, tmp_path,
+                                                                               generate):
     write_model_pack(tmp_path / "faces")
     loading = threading.Event()
 
@@ -109,19 +114,20 @@ class StandInSpaces:
         return wrap
 
 
-def test_on_zero_gpu_each_model_call_asks_for_seconds_sized_to_its_request(tmp_path_factory, tmp_path, monkeypatch):
+def test_on_zero_gpu_each_model_call_asks_for_seconds_sized_to_its_request(random_studio, fast, generate, tmp_path,
+                                                                            monkeypatch):
     spaces = StandInSpaces()
     monkeypatch.setattr(zero_gpu, "spaces", spaces)
-    with running_app(random_studio(tmp_path_factory)) as url:  # the app wraps the call when it is built
+    with running_app(random_studio) as url:  # the app wraps the call when it is built
         client = Client(url, verbose=False)
         path, metadata = generate(client, aus="AU12=2", seed=1)
-        frames, _, _ = client.predict(prompt="a face", au="AU12", start=0, stop=4, frames=5, **FAST,
+        frames, _, _ = client.predict(prompt="a face", au="AU12", start=0, stop=4, frames=5, **fast,
                                       api_name="/sweep")
         with pytest.raises(AppError, match="No face was found in photo 1"):  # the worker's message survives
             generate(client, photos=[handle_file(str(blank_photo(tmp_path / "wall.png")))])
     assert metadata["aus"][0]["AU12"] == 2 and len(frames) == 5  # generation itself is unchanged
-    one = zero_gpu.estimated_seconds(None, GenerationSettings.create("a face", None, **FAST))
-    five = zero_gpu.estimated_seconds(None, GenerationSettings.create("a face", [{}] * 5, **FAST))
+    one = zero_gpu.estimated_seconds(None, GenerationSettings.create("a face", None, **fast))
+    five = zero_gpu.estimated_seconds(None, GenerationSettings.create("a face", [{}] * 5, **fast))
     assert spaces.requested[:2] == [one, five]
 
     def seconds(aus, **options):

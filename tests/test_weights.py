@@ -1,5 +1,8 @@
 """Finding weights: local folders, the Hub cache, and a fast, clear failure when offline."""
 
+import contextlib
+import socket
+
 import pytest
 
 from fineface_ui import FineFacePipeline, MissingWeightsError
@@ -32,12 +35,64 @@ def test_offline_without_weights_names_every_missing_file_and_the_fix(tmp_path, 
     assert str(tmp_path) not in message  # no server paths
 
 
-def test_unreachable_endpoint_is_detected_without_retrying(monkeypatch):
+@pytest.fixture
+def connections(monkeypatch) -> list:
+    """Every address a socket in this process tries to connect to, while the test runs."""
+    tried = []
+    connect = socket.socket.connect
+
+    def counted(sock, address):
+        tried.append(address)
+        return connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", counted)
+    for proxy in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(proxy, raising=False)  # with a proxy the probe is skipped: nothing to count
+    return tried
+
+
+@pytest.fixture
+def endpoint(monkeypatch):
+    """Points the Hub endpoint at a local port: refusing (bound, not listening) or `listening`."""
+    from huggingface_hub import constants
+
+    with contextlib.ExitStack() as open_sockets:
+        def point_at(listening: bool) -> tuple[str, int]:
+            server = open_sockets.enter_context(socket.socket())
+            server.bind(("127.0.0.1", 0))
+            if listening:
+                server.listen()
+            address = server.getsockname()
+            monkeypatch.setattr(constants, "ENDPOINT", f"http://{address[0]}:{address[1]}")
+            return address
+        yield point_at
+
+
+def test_an_unreachable_endpoint_is_detected_with_one_connection_attempt(monkeypatch, endpoint, connections):
     from huggingface_hub import constants
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # discard port: nothing listens
-    assert weights.hub_reachable(timeout=1) is False
+    refusing = endpoint(listening=False)
+    assert weights.hub_reachable() is False
+    assert connections == [refusing]
+
+
+def test_a_reachable_endpoint_is_found_with_one_connection(monkeypatch, endpoint, connections):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    listening = endpoint(listening=True)
+    assert weights.hub_reachable() is True
+    assert connections == [listening]
+
+
+def test_hf_hub_offline_skips_the_probe_even_when_the_endpoint_answers(monkeypatch, endpoint, connections):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # what HF_HUB_OFFLINE=1 sets when the Hub is imported
+    endpoint(listening=True)
+    assert weights.hub_reachable() is False
+    assert connections == []
 
 
 def test_a_local_folder_missing_one_file_is_reported_without_asking_the_hub(sd21_files, tmp_path, no_download):

@@ -40,6 +40,7 @@ KEYPOINT_FRACTIONS = _ARCFACE_TEMPLATE / 112.0
 # Prefix maxima are built by doubling; 2**10 px covers any accepted face.
 _DOUBLING_STEPS = 10
 _INT64_MAX = np.iinfo(np.int64).max
+PROJECTED_FEATURES = 17  # box 4, keypoints 10, width, height, bright
 
 
 class _Graph:
@@ -105,9 +106,9 @@ def _columns(g: _Graph, rows: str, start: int, end: int) -> str:
     return g.op("Slice", rows, g.const([start], np.int64), g.const([end], np.int64), g.const([1], np.int64))
 
 
-def build_detector() -> onnx.ModelProto:
-    """SCRFD-shaped detector (9 outputs: scores, boxes, keypoints for strides 8/16/32)."""
-    g = _Graph()
+def _edge_distances(g: _Graph) -> str:
+    """[1,5,h,w]: per pixel, the distances to its bright rectangle's left, top, right and bottom edges
+    (right/bottom exclusive), then whether it is bright at all."""
     # Luma weighs red and blue very differently, so a BGR/RGB mix-up changes what is "bright".
     brightness = g.op("Conv", "input.1", g.const(np.array(LUMA, np.float32).reshape(1, 3, 1, 1)))
     mask = g.op("Cast", g.op("Greater", brightness, g.const(BRIGHT_THRESHOLD)), to=TensorProto.FLOAT)
@@ -115,17 +116,15 @@ def build_detector() -> onnx.ModelProto:
     right = _run_length(g, mask, axis=3, reverse=True)
     top = _run_length(g, mask, axis=2, reverse=False)
     bottom = _run_length(g, mask, axis=2, reverse=True)
-    # Distances from a pixel to the rectangle's edges (right/bottom exclusive).
-    geometry = g.op(
-        "Concat",
-        g.op("Sub", left, g.const(1.0)),
-        g.op("Sub", top, g.const(1.0)),
-        right,
-        bottom,
-        mask,
-        axis=1,
-    )
-    # Keypoints, width and height are linear in (dl, dt, dr, db): one matrix.
+    return g.op("Concat", g.op("Sub", left, g.const(1.0)), g.op("Sub", top, g.const(1.0)), right, bottom, mask,
+                axis=1)
+
+
+def _anchor_projection() -> np.ndarray:
+    """[5, 17]: edge distances -> box (4), keypoints (10), width, height, bright at the anchor.
+
+    All of them are linear in (dl, dt, dr, db), so one matrix computes them.
+    """
     fx, fy = KEYPOINT_FRACTIONS[:, 0], KEYPOINT_FRACTIONS[:, 1]
     columns = [np.eye(5)[:, k] for k in range(4)]  # dl, dt, dr, db
     for x_frac, y_frac in zip(fx, fy, strict=True):
@@ -134,41 +133,48 @@ def build_detector() -> onnx.ModelProto:
     columns.append([1.0, 0.0, 1.0, 0.0, 0.0])  # width
     columns.append([0.0, 1.0, 0.0, 1.0, 0.0])  # height
     columns.append([0.0, 0.0, 0.0, 0.0, 1.0])  # bright at the anchor
-    projection = g.const(np.array(columns, dtype=np.float32).T)
+    return np.array(columns, dtype=np.float32).T
 
-    outputs: dict[str, list[str]] = {"score": [], "bbox": [], "kps": []}
-    for stride, (smallest, largest) in STRIDE_SIZE_RANGES.items():
-        at_anchors = g.op(
-            "Slice", geometry,
-            g.const([0, 0], np.int64), g.const([_INT64_MAX, _INT64_MAX], np.int64),
-            g.const([2, 3], np.int64), g.const([stride, stride], np.int64),
-        )
-        features = g.op("MatMul", g.op("Transpose", at_anchors, perm=[0, 2, 3, 1]), projection)
-        rows = _anchor_rows(g, features, len(columns))
-        in_stride_units = g.const(1.0 / stride)
-        box = g.op("Mul", _columns(g, rows, 0, 4), in_stride_units)
-        keypoints = g.op("Mul", _columns(g, rows, 4, 14), in_stride_units)
-        width, height, bright = (_columns(g, rows, k, k + 1) for k in (14, 15, 16))
-        short = g.op("Min", width, height)
-        long = g.op("Max", width, height)
-        squareness = g.op("Div", short, g.op("Max", long, g.const(1.0)))
-        accepted = g.op(
-            "And",
-            g.op("And", g.op("GreaterOrEqual", short, g.const(smallest)), g.op("LessOrEqual", long, g.const(largest))),
-            g.op("GreaterOrEqual", squareness, g.const(MIN_SQUARENESS)),
-        )
-        gate = g.op("Mul", bright, g.op("Cast", accepted, to=TensorProto.FLOAT))
-        outputs["score"].append(g.op("Mul", gate, squareness))
-        outputs["bbox"].append(box)
-        outputs["kps"].append(keypoints)
 
+def _stride_outputs(g: _Graph, geometry: str, projection: str, stride: int) -> tuple[str, str, str]:
+    """Score, box and keypoint rows of one stride's anchors, as SCRFD's head would give them."""
+    smallest, largest = STRIDE_SIZE_RANGES[stride]
+    at_anchors = g.op(
+        "Slice", geometry,
+        g.const([0, 0], np.int64), g.const([_INT64_MAX, _INT64_MAX], np.int64),
+        g.const([2, 3], np.int64), g.const([stride, stride], np.int64),
+    )
+    features = g.op("MatMul", g.op("Transpose", at_anchors, perm=[0, 2, 3, 1]), projection)
+    rows = _anchor_rows(g, features, PROJECTED_FEATURES)
+    in_stride_units = g.const(1.0 / stride)
+    box = g.op("Mul", _columns(g, rows, 0, 4), in_stride_units)
+    keypoints = g.op("Mul", _columns(g, rows, 4, 14), in_stride_units)
+    width, height, bright = (_columns(g, rows, k, k + 1) for k in (14, 15, 16))
+    short = g.op("Min", width, height)
+    long = g.op("Max", width, height)
+    squareness = g.op("Div", short, g.op("Max", long, g.const(1.0)))
+    accepted = g.op(
+        "And",
+        g.op("And", g.op("GreaterOrEqual", short, g.const(smallest)), g.op("LessOrEqual", long, g.const(largest))),
+        g.op("GreaterOrEqual", squareness, g.const(MIN_SQUARENESS)),
+    )
+    gate = g.op("Mul", bright, g.op("Cast", accepted, to=TensorProto.FLOAT))
+    return g.op("Mul", gate, squareness), box, keypoints
+
+
+def build_detector() -> onnx.ModelProto:
+    """SCRFD-shaped detector (9 outputs: scores, boxes, keypoints for strides 8/16/32)."""
+    g = _Graph()
+    geometry = _edge_distances(g)
+    projection = g.const(_anchor_projection())
+    per_stride = {stride: _stride_outputs(g, geometry, projection, stride) for stride in STRIDE_SIZE_RANGES}
     graph_outputs = []
-    for kind, size in (("score", 1), ("bbox", 4), ("kps", 10)):
-        for stride, tensor in zip(STRIDE_SIZE_RANGES, outputs[kind], strict=True):
+    # SCRFD reads all scores, then all boxes, then all keypoints.
+    for position, (kind, size) in enumerate((("score", 1), ("bbox", 4), ("kps", 10))):
+        for stride, tensors in per_stride.items():
             name = f"{kind}_{stride}"
-            g.output("Identity", [tensor], name)
+            g.output("Identity", [tensors[position]], name)
             graph_outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [f"anchors_{stride}", size]))
-
     graph = helper.make_graph(
         g.nodes,
         "bright_rectangle_detector",
