@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
-from typing import Mapping, Sequence, Union
+from typing import Iterable, Mapping, Sequence, Union
 
 from .errors import InvalidInputError
 
@@ -46,8 +47,30 @@ ACCEPTED_RANGE = (-10.0, 15.0)
 AUValues = Union[Mapping[str, float], Sequence[float], str]
 
 
+# The one rule for numbers from users (AUs, settings, sweep frames): JSON numbers, never numeric text
+# or booleans, so that `"7"` and `true` are refused alike everywhere rather than accepted here and there.
+NUMBER_RULE = "numbers are sent as numbers, not as text or true/false"
+
+
+def is_number(value: object) -> bool:
+    """An int or float (numpy's included), but not a bool, which Python counts as an int."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_number(label: str, value: object) -> float:
+    """`value` as a float, or an InvalidInputError stating the rule for numbers."""
+    if not is_number(value):
+        raise InvalidInputError(f"{label} must be a number, got {value!r} ({NUMBER_RULE}).")
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError:  # an integer beyond any float: out of every range, like infinity
+        return math.inf if value > 0 else -math.inf  # type: ignore[operator]
+
+
 def canonical_name(name: str) -> str:
     """'au12', ' AU12 ' and '12' all name AU12; anything else is rejected with the valid names."""
+    if not isinstance(name, str):
+        raise InvalidInputError(f"An AU name must be text such as 'AU12', got {name!r}.")
     key = name.strip().upper()
     if not key.startswith("AU"):
         key = "AU" + key
@@ -58,10 +81,7 @@ def canonical_name(name: str) -> str:
 
 def check_intensity(name: str, value: object) -> float:
     """One AU intensity as a float, or an InvalidInputError saying what is wrong with it."""
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"{name} must be a number, got {value!r}.") from None
+    number = check_number(name, value)
     if not math.isfinite(number):
         raise InvalidInputError(f"{name} must be a finite number, got {value!r}.")
     low, high = ACCEPTED_RANGE
@@ -73,18 +93,33 @@ def check_intensity(name: str, value: object) -> float:
     return number
 
 
+def named_intensities(pairs: Iterable[tuple[str, object]]) -> dict[str, float]:
+    """(name, intensity) pairs as a dict by canonical name; an AU named twice, in any spelling, is refused
+    rather than silently keeping one of the two values."""
+    values: dict[str, float] = {}
+    spelled: dict[str, str] = {}
+    for name, value in pairs:
+        au = canonical_name(name)
+        if au in values:
+            raise InvalidInputError(f"{au} is given twice ({spelled[au]!r} and {name.strip()!r}); give each AU once.")
+        values[au], spelled[au] = check_intensity(au, value), name.strip()
+    return values
+
+
 def parse_au_string(text: str) -> dict[str, float]:
     """Parse 'AU6=2.5, AU12=5' (also 'AU6:2.5 AU12:5') into a dict; '' or 'neutral' means no AU."""
-    values: dict[str, float] = {}
     if text.strip().lower() == "neutral":
-        return values
+        return {}
+    pairs = []
     for item in text.replace(",", " ").replace(";", " ").split():
         name, sep, number = item.replace(":", "=").partition("=")
         if not sep:
             raise InvalidInputError(f"Cannot read {item!r}: write AUs as NAME=VALUE, e.g. 'AU6=2.5, AU12=5'.")
-        au = canonical_name(name)
-        values[au] = check_intensity(au, number)
-    return values
+        try:
+            pairs.append((name, float(number)))
+        except ValueError:
+            raise InvalidInputError(f"Cannot read {item!r}: {number!r} is not a number.") from None
+    return named_intensities(pairs)
 
 
 def au_dict(values: AUValues | None) -> dict[str, float]:
@@ -97,9 +132,13 @@ def au_dict(values: AUValues | None) -> dict[str, float]:
     if isinstance(values, str):
         values = parse_au_string(values)
     if isinstance(values, Mapping):
-        given = {canonical_name(str(name)): check_intensity(str(name), v) for name, v in values.items()}
+        given = named_intensities((str(name), value) for name, value in values.items())
         return {name: given.get(name, 0.0) for name in AU_NAMES}
-    values = list(values)
+    try:
+        values = list(values)
+    except TypeError:
+        raise InvalidInputError("AU values must be 'AU12=3' text, a dict or a list of twelve numbers, "
+                                f"got {type(values).__name__}.") from None
     if len(values) != NUM_AUS:
         raise InvalidInputError(f"Expected {NUM_AUS} AU values in the order {', '.join(AU_NAMES)}; got {len(values)}.")
     return {name: check_intensity(name, v) for name, v in zip(AU_NAMES, values)}

@@ -14,8 +14,9 @@ import gradio as gr
 
 from .aus import au_dict
 from .handlers import sweep_values
-from .rendering import Backend, create_settings, readable_errors
-from .settings import SETTINGS
+from .errors import InvalidInputError
+from .rendering import Backend, readable_errors
+from .settings import SETTINGS, GenerationSettings, is_au_list
 
 GPU = "gpu"  # concurrency id of everything that runs the diffusion models: one request at a time
 API_FILE_AGE_S = 600  # API results are fetched by the client right after the call
@@ -25,13 +26,31 @@ def parse_api_aus(aus: Any) -> Any:
     """The API's `aus`: 'AU6=2.5, AU12=5', or JSON text (or a JSON value): a dict or twelve numbers."""
     if not isinstance(aus, str):
         return aus
-    text = aus.strip()
-    if text[:1] in ("{", "["):
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as error:
-            raise gr.Error(f"aus is not valid JSON: {error}", print_exception=False) from None
-    return text
+    if aus.strip()[:1] not in ("{", "["):
+        return aus
+    try:  # the text as given, not stripped, so that the line and column are those the client sees
+        return json.loads(aus, object_pairs_hook=refuse_repeated_keys)
+    except json.JSONDecodeError as error:
+        raise InvalidInputError(f"aus is not valid JSON: {error.msg} at line {error.lineno}, "
+                                f"column {error.colno}.") from None
+
+
+def refuse_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refusing a key given twice (json.loads would keep the last value)."""
+    names = [name for name, _ in pairs]
+    repeated = next((name for name in names if names.count(name) > 1), None)
+    if repeated is not None:
+        raise InvalidInputError(f"{repeated!r} is given twice in aus; give each AU once.")
+    return dict(pairs)
+
+
+def one_au_setting(aus: Any) -> Any:
+    """`aus` unless it is several AU settings: /generate returns one image, so it renders exactly one."""
+    if is_au_list(aus):
+        raise InvalidInputError(f"/generate renders one image: give one AU setting ('AU12=3', a dict or twelve "
+                                f"numbers in model order), not a list of {len(aus)}. For one AU at several "
+                                "intensities, call /sweep.")
+    return aus
 
 
 def photo_paths(photos: Any) -> list[str]:
@@ -50,7 +69,8 @@ def no_progress(*args: Any, **kwargs: Any) -> None:
 def generate(backend: Backend, prompt: str, aus: str, photos: Any, **options: Any) -> tuple[gr.FileData, dict]:
     """One image (PNG with its settings embedded) and its metadata."""
     backend.outputs.discard_older_than(API_FILE_AGE_S, prefix="api-")
-    settings = create_settings(prompt, parse_api_aus(aus), **options)
+    with readable_errors():
+        settings = GenerationSettings.create(prompt, one_au_setting(parse_api_aus(aus)), **options)
     output = backend.render(settings, photo_paths(photos), no_progress).output
     image = backend.outputs.png(output.images[0], output.metadata_for(0), prefix="api-")
     return gr.FileData(path=str(image)), output.metadata
@@ -62,7 +82,7 @@ def sweep(backend: Backend, prompt: str, aus: str, au: str, start: float, stop: 
     backend.outputs.discard_older_than(API_FILE_AGE_S, prefix="api-")
     with readable_errors():
         au_list = sweep_values(au_dict(parse_api_aus(aus)), au, start, stop, frames)
-    settings = create_settings(prompt, au_list, **options)
+        settings = GenerationSettings.create(prompt, au_list, **options)
     output = backend.render(settings, photo_paths(photos), no_progress).output
     images = [backend.outputs.png(picture, output.metadata_for(i), prefix="api-")
               for i, picture in enumerate(output.images)]

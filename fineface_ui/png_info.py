@@ -58,12 +58,17 @@ def read_settings(path: str | Path) -> dict[str, Any]:
             text = image.info.get(JSON_KEY)
     except (OSError, SyntaxError) as error:
         raise InvalidInputError(f"Cannot read {Path(path).name} as an image: {error}") from error
+    except ValueError as error:  # PIL refuses a text chunk that decompresses beyond its limit (a zip bomb guard)
+        raise InvalidInputError(f"{Path(path).name} has a text chunk larger than the PNG reader's limit of "
+                                f"{PngImagePlugin.MAX_TEXT_CHUNK // 2**20} MB.") from error
     if text is None:
         raise InvalidInputError(f"{Path(path).name} has no FineFace settings (was it saved by FineFace UI as PNG?).")
     try:
         metadata = json.loads(text)
     except json.JSONDecodeError as error:
         raise InvalidInputError(f"The FineFace settings in {Path(path).name} are damaged: {error}") from error
-    if not isinstance(metadata, dict) or metadata.get("scheduler") not in SCHEDULERS:
+    scheduler = metadata.get("scheduler") if isinstance(metadata, dict) else None
+    # Checked for text first: `in` on a dict raises for an unhashable value such as a list.
+    if not isinstance(scheduler, str) or scheduler not in SCHEDULERS:
         raise InvalidInputError(f"The FineFace settings in {Path(path).name} are not in a format this version reads.")
     return metadata

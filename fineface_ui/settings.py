@@ -8,10 +8,11 @@ API's parameters and the README's parameter table are all derived from it. The r
 from __future__ import annotations
 
 import math
+import reprlib
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping, Sequence
 
-from .aus import ACCEPTED_RANGE, AUValues, au_dict
+from .aus import ACCEPTED_RANGE, AUValues, au_dict, check_number
 from .errors import InvalidInputError
 
 MAX_SEED = 2**32 - 1
@@ -46,10 +47,7 @@ class Setting:
         """The value in its type, or an InvalidInputError naming the setting and the accepted values."""
         if self.kind is str:
             return self._check_text(value)
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise InvalidInputError(f"{self.label} must be a number, got {value!r}.") from None
+        number = check_number(self.label, value)
         if not math.isfinite(number) or not self.low <= number <= self.high:
             raise InvalidInputError(f"{self.label} must be between {_number(self.low)} and {_number(self.high)}, "
                                     f"got {value!r}.")
@@ -70,6 +68,11 @@ class Setting:
             raise InvalidInputError(f"Unknown {self.label.lower()} {value!r}; choose one of {', '.join(self.choices)}.")
         if len(value) > MAX_PROMPT_CHARS:
             raise InvalidInputError(f"{self.label} is {len(value)} characters long; the limit is {MAX_PROMPT_CHARS}.")
+        try:  # JSON's "\ud800" decodes to a lone surrogate, which the tokenizer and the PNG metadata cannot take
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise InvalidInputError(f"{self.label} is not valid text: character {error.start + 1} is a lone "
+                                    f"surrogate ({value[error.start]!r}), which has no UTF-8 encoding.") from None
         return value
 
     def accepted(self) -> str:
@@ -119,6 +122,11 @@ SPEC = {setting.name: setting for setting in SETTINGS}
 PROMPT = Setting("prompt", "Prompt", "--prompt", str, "", "the picture to make")
 
 
+def is_au_list(aus: Any) -> bool:
+    """Whether `aus` is several AU settings (one per image) rather than one; twelve numbers are one."""
+    return isinstance(aus, (list, tuple)) and any(isinstance(item, (Mapping, str, list, tuple)) for item in aus)
+
+
 @dataclass(frozen=True)
 class GenerationSettings:
     """Everything that decides the image(s), apart from the models and the face photos."""
@@ -142,7 +150,7 @@ class GenerationSettings:
         unknown = set(options) - set(SPEC)
         if unknown:
             raise InvalidInputError(f"Unknown setting(s): {', '.join(sorted(unknown))}.")
-        if isinstance(aus, (list, tuple)) and aus and isinstance(aus[0], (Mapping, str)):
+        if is_au_list(aus):
             au_list = [au_dict(item) for item in aus]
         else:
             au_list = [au_dict(aus)]  # type: ignore[arg-type]
@@ -156,7 +164,11 @@ class GenerationSettings:
     def from_metadata(cls, metadata: Mapping[str, Any], index: int = 0) -> "GenerationSettings":
         """The settings of image `index` in a metadata dict written by this app (validated again)."""
         options = {name: metadata[name] for name in SPEC if name in metadata}
-        return cls.create(metadata.get("prompt", ""), (metadata.get("aus") or [{}])[index], **options)
+        stored = metadata.get("aus", [{}])
+        if not isinstance(stored, list) or not 0 <= index < len(stored):
+            raise InvalidInputError("The stored aus must be a list with one AU setting per image, got "
+                                    f"{reprlib.repr(stored)}.")
+        return cls.create(metadata.get("prompt", ""), stored[index], **options)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
@@ -83,7 +84,16 @@ def test_sweep_returns_one_frame_per_step_and_a_looping_gif(client, fast):
         ({"aus": json.dumps(list(range(13)))}, "Expected 12"),
         ({"width": 100_000}, "Width must be between 256 and 1024"),
         ({"scheduler": "euler"}, "scheduler"),
+        ({"scheduler": ["dpm++"]}, "Scheduler must be text, got list"),
+        ({"aus": "AU12=1, AU12=5"}, "AU12 is given twice"),
+        ({"aus": '{"AU12": 1, "AU12": 5}'}, "'AU12' is given twice in aus"),
+        ({"aus": '{"AU12": 1, "au12": 5}'}, "AU12 is given twice"),
+        ({"aus": '{"AU12": true}'}, "AU12 must be a number, got True"),
+        ({"seed": True}, "Seed must be a number, got True"),
+        ({"seed": "7"}, "Seed must be a number, got '7' \\(numbers are sent as numbers"),
+        ({"aus": '\n{"AU12": 1,, "AU6": 2}'}, "aus is not valid JSON: .* at line 2, column 12"),
     ],
+    ids=lambda value: repr(value)[:40] if isinstance(value, dict) else "",
 )
 def test_invalid_values_get_a_readable_error_and_the_next_call_works(generate, pixels, values, message):
     with pytest.raises(AppError, match=message):
@@ -101,3 +111,50 @@ def test_a_photo_without_a_face_gets_the_no_face_message(generate, tmp_path):
     photo = blank_photo(tmp_path / "empty_wall.png")
     with pytest.raises(AppError, match="No face was found in photo 1"):
         generate(photos=[handle_file(photo)])
+
+
+def test_generate_refuses_a_list_of_au_settings_pointing_to_sweep(generate):
+    with pytest.raises(AppError, match="/generate renders one image: give one AU setting.*call /sweep"):
+        generate(aus=json.dumps([{"AU12": 1}, {"AU12": 2}]))
+    with pytest.raises(AppError, match="call /sweep"):
+        generate(aus=json.dumps(["AU12=1", "AU12=2"]))
+
+
+def test_twelve_numbers_in_model_order_are_one_au_setting(generate):
+    _, metadata = generate(aus=json.dumps([0, 0, 0, 0, 2.5, 0, 5, 0, 0, 0, 0, 0]))
+    assert len(metadata["aus"]) == 1
+    assert {name: value for name, value in metadata["aus"][0].items() if value} == {"AU6": 2.5, "AU12": 5}
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"au": None}, "An AU name must be text such as 'AU12', got None"),
+        ({"frames": "8"}, "frames must be a whole number from 2 to 32, got '8' \\(numbers are sent as numbers"),
+        ({"start": True}, "AU12 start must be a number, got True"),
+    ],
+    ids=["au-null", "frames-text", "start-true"],
+)
+def test_bad_sweep_values_get_a_readable_error_and_the_next_sweep_works(client, fast, values, message):
+    sweep = {"prompt": "a face", "au": "AU12", "frames": 2, **fast}
+    with pytest.raises(AppError, match=message):
+        client.predict(**{**sweep, **values}, api_name="/sweep")
+    frames, _, _ = client.predict(**sweep, api_name="/sweep")
+    assert len(frames) == 2
+
+
+def call_over_http(client, endpoint, **values):
+    """The endpoint called with the request as ASCII JSON text, as a hostile client may send it; the
+    reply's event stream. (gradio_client cannot send a lone surrogate: it encodes requests as UTF-8.)"""
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"][f"/{endpoint}"]
+    data = [values.get(p["parameter_name"], p["parameter_default"]) for p in api["parameters"]]
+    url = f"{client.src.rstrip('/')}/gradio_api/call/{endpoint}"
+    event = httpx.post(url, content=json.dumps({"data": data}), headers={"Content-Type": "application/json"})
+    return httpx.get(f"{url}/{event.json()['event_id']}", timeout=60).text
+
+
+def test_a_prompt_with_a_lone_surrogate_is_refused_as_not_valid_text(client, fast, generate, pixels):
+    reply = call_over_http(client, "generate", prompt="a sm\ud800ile", **fast)
+    assert "event: error" in reply and "Prompt is not valid text" in reply
+    path, _ = generate(aus="AU12=1")
+    assert pixels(path).shape == (256, 256, 3)

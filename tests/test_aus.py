@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from fineface_ui.aus import AU_NAMES, au_dict, au_vector, format_aus, parse_au_string
+from fineface_ui.aus import AU_NAMES, au_dict, au_vector, canonical_name, format_aus, parse_au_string
 from fineface_ui.errors import InvalidInputError
 
 
@@ -64,3 +64,37 @@ def test_a_list_must_have_twelve_values():
 def test_malformed_string_says_how_to_write_it():
     with pytest.raises(InvalidInputError, match="NAME=VALUE"):
         parse_au_string("AU12 3")
+
+
+@pytest.mark.parametrize("text", ["AU12=1, AU12=5", "AU12=1 au12=5", "AU12=1; 12:5"])
+def test_an_au_given_twice_in_the_text_form_is_refused_naming_it(text):
+    with pytest.raises(InvalidInputError, match="AU12 is given twice"):
+        parse_au_string(text)
+
+
+def test_a_dict_naming_an_au_twice_in_two_spellings_is_refused_naming_both():
+    with pytest.raises(InvalidInputError, match="AU12 is given twice \\('AU12' and 'au12'\\)"):
+        au_dict({"AU12": 1, "au12": 5})
+
+
+@pytest.mark.parametrize("value", [True, False, "5", 10**400], ids=["true", "false", "numeric-text", "huge-integer"])
+def test_only_numbers_are_intensities_not_booleans_text_or_overflowing_integers(value):
+    with pytest.raises(InvalidInputError, match="AU12"):
+        au_dict({"AU12": value})
+    with pytest.raises(InvalidInputError, match="AU1 "):
+        au_dict([value] + [0] * 11)
+
+
+def test_numeric_text_is_refused_stating_the_rule_for_numbers():
+    with pytest.raises(InvalidInputError, match="numbers are sent as numbers, not as text or true/false"):
+        au_dict({"AU12": "5"})
+
+
+def test_an_au_name_must_be_text():
+    with pytest.raises(InvalidInputError, match="An AU name must be text such as 'AU12', got None"):
+        canonical_name(None)
+
+
+def test_something_that_is_neither_text_a_dict_nor_a_list_is_refused():
+    with pytest.raises(InvalidInputError, match="got int"):
+        au_dict(5)
