@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -18,12 +19,8 @@ from PIL import Image, ImageDraw
 from . import weights
 from .errors import CheckpointError, InvalidInputError, NoFaceError
 from .face_model_pack import find_model_pack, pack_shown
-from .photos import Photo, load_rgb, photo_label
+from .photos import MAX_SIDE, Photo, load_rgb, photo_label
 
-
-# Beyond this the detector (which works at det_size anyway) gains nothing, while
-# hashing, resizing and alignment of a 50 MP photo would cost memory and time.
-MAX_SIDE = 2048
 # A face that fills the whole frame has no visible outline; a dark border
 # around the photo gives the detector one. Used only when the first try fails.
 PAD_FRACTION = 0.25
@@ -114,7 +111,7 @@ class FaceEmbedder:
         vectors, faces = [], []
         for index, photo in enumerate(items):
             label = photo_label(photo, index)
-            result = self._embed_rgb(load_rgb(photo, label))
+            result = self._embed_photo(photo, label)
             if result is None:
                 raise NoFaceError(
                     f"No face was found in {label}. Use a photo where the face is clearly "
@@ -124,10 +121,12 @@ class FaceEmbedder:
             faces.append(DetectedFace(index, label, result.face_count, result.box, result.score))
         return FaceEmbeddings(torch.from_numpy(np.stack(vectors)), faces)
 
-    def _embed_rgb(self, rgb: np.ndarray) -> _PhotoResult | None:
-        digest = hashlib.blake2b(f"{rgb.shape}".encode(), digest_size=20)
-        digest.update(np.ascontiguousarray(rgb).data)
-        key = digest.digest()
+    def _embed_photo(self, photo: Photo, label: str) -> _PhotoResult | None:
+        """The cached result, or the analysis of the decoded photo. A file is known by its bytes, so a
+        photo sent again (every render sends the photos) is not decoded again; others by their pixels."""
+        file_key = _file_key(photo)
+        rgb = load_rgb(photo, label) if file_key is None else None
+        key = file_key or _pixels_key(rgb)
         with self._lock:
             if key in self._cache:
                 self._hits += 1
@@ -135,7 +134,7 @@ class FaceEmbedder:
                 return self._cache[key]
             self._misses += 1
         # Photos without a face are cached too: asking again will not find one either.
-        result = self._analyse(rgb)
+        result = self._analyse(load_rgb(photo, label) if rgb is None else rgb)
         with self._lock:
             self._cache[key] = result
             self._cache.move_to_end(key)
@@ -207,6 +206,20 @@ class FaceEmbedder:
                 self._app = app
             return self._app
 
+
+
+def _file_key(photo: Photo) -> bytes | None:
+    """A digest of a photo file's bytes; None for a photo that is not an existing file."""
+    if not isinstance(photo, (str, os.PathLike)) or not Path(photo).is_file():
+        return None
+    with open(photo, "rb") as file:
+        return hashlib.file_digest(file, lambda: hashlib.blake2b(digest_size=20, person=b"file")).digest()
+
+
+def _pixels_key(rgb: np.ndarray) -> bytes:
+    digest = hashlib.blake2b(f"{rgb.shape}".encode(), digest_size=20, person=b"pixels")
+    digest.update(np.ascontiguousarray(rgb).data)
+    return digest.digest()
 
 
 def draw_face_box(photo: Photo, face: DetectedFace, color: tuple[int, int, int] = (255, 60, 60)) -> Image.Image:

@@ -53,6 +53,17 @@ def load_base_pipeline(folder: Path, dtype: torch.dtype, **components: Any) -> S
     return sd
 
 
+def cast_components(sd: StableDiffusionPipeline, device: torch.device | str, dtype: torch.dtype) -> None:
+    """Move every model of the pipeline to `device` and cast each one not already in `dtype`. Per model,
+    not diffusers' pipeline.to: its cast can skip models, and casting a model already in `dtype` makes it warn."""
+    for component in sd.components.values():
+        if isinstance(component, nn.Module):
+            if all(parameter.dtype == dtype for parameter in component.parameters()):
+                component.to(device)
+            else:
+                component.to(device, dtype)
+
+
 def load_au_adapter(unet: nn.Module, variant: Variant, encoder_path: Path, adapter_path: Path,
                     ) -> tuple[AUEncoder, dict[str, FineFaceAttnProcessor]]:
     """Build the AU encoder and swap in FineFace processors (with identity projections when the variant

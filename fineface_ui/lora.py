@@ -50,11 +50,12 @@ class FusedLora:
         self.rank = int(state[rank_keys[0]].shape[0]) if rank_keys else 0  # type: ignore[union-attr]
         check_keys(path, state, expected_lora_shapes(unet, self.rank))
         self._targets = lora_targets(unet)
-        # fp32 on the CPU: the exact starting point of every fuse, whatever device the UNet moves to.
-        self._original = {p: linear.weight.detach().to("cpu", torch.float32, copy=True)
-                          for p, linear in self._targets.items()}
-        self._updates = {
-            p: state[f"{FILE_PREFIX}.{p}.lora_B.weight"].float() @ state[f"{FILE_PREFIX}.{p}.lora_A.weight"].float()
+        # On the CPU in the model's own dtype: the exact starting point of every fuse, whatever device the
+        # UNet moves to, at no more memory than the weights themselves. Only the low-rank factors are
+        # kept (B @ A is formed per layer when fusing): the dense updates would be as large as the weights.
+        self._original = {p: linear.weight.detach().to("cpu", copy=True) for p, linear in self._targets.items()}
+        self._factors = {
+            p: (state[f"{FILE_PREFIX}.{p}.lora_B.weight"], state[f"{FILE_PREFIX}.{p}.lora_A.weight"])
             for p in self._targets
         }
         self.scale = scale
@@ -64,5 +65,6 @@ class FusedLora:
     def set_scale(self, scale: float) -> None:
         """Weights become original + scale * B @ A, computed in fp32 and cast to the UNet's dtype."""
         for path, linear in self._targets.items():
-            linear.weight.copy_(self._original[path] + scale * self._updates[path])
+            up, down = self._factors[path]
+            linear.weight.copy_(self._original[path].float() + scale * (up.float() @ down.float()))
         self.scale = scale

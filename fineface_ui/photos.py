@@ -11,6 +11,12 @@ from PIL import Image, ImageOps
 from .errors import InvalidInputError
 
 Photo = Image.Image | np.ndarray | str | os.PathLike
+# Beyond this the face detector (which works at 640x640 anyway) gains nothing, while hashing, resizing
+# and alignment of a 50 MP photo would cost memory and time.
+MAX_SIDE = 2048
+# A photo file's pixels are counted from its header before anything is decoded: a 27 KB PNG can
+# declare 12000x12000 pixels, over a gigabyte once decoded. 40 MP covers full-frame camera photos.
+MAX_PIXELS = 40_000_000
 
 
 def photo_label(photo: Photo, index: int) -> str:
@@ -29,10 +35,13 @@ def load_rgb(photo: Photo, label: str = "the photo") -> np.ndarray:
             raise InvalidInputError(f"{label} could not be opened: there is no file at {path}.")
         try:
             with Image.open(path) as image:
+                _fit_before_decoding(image, label)
                 image.load()
                 return _pil_to_rgb(image, label)
         except InvalidInputError:
             raise
+        except Image.DecompressionBombError as exc:  # Pillow refuses beyond twice its own limit at open
+            raise InvalidInputError(f"{label} has too many pixels to read: {exc}") from exc
         except Exception as exc:  # Pillow reports corrupt files as OSError, SyntaxError, struct.error, ...
             raise InvalidInputError(
                 f"{label} could not be read as an image; the file may be damaged or not a photo "
@@ -48,6 +57,20 @@ def load_rgb(photo: Photo, label: str = "the photo") -> np.ndarray:
     raise InvalidInputError(
         f"{label} is a {type(photo).__name__}; expected an image file path, a PIL image or a numpy array."
     )
+
+
+def _fit_before_decoding(image: Image.Image, label: str) -> None:
+    """Let a photo over MAX_PIXELS be decoded only reduced (JPEG decodes at 1/2 to 1/8 of its size, no
+    smaller than the detector needs); refuse one that cannot be."""
+    width, height = image.size
+    if width * height <= MAX_PIXELS:
+        return
+    image.draft(image.mode, (MAX_SIDE, MAX_SIDE))  # a no-op for formats other than JPEG
+    if image.size[0] * image.size[1] > MAX_PIXELS:
+        raise InvalidInputError(
+            f"{label} is {width}x{height} pixels ({width * height / 1e6:.0f} MP); photos of up to "
+            f"{MAX_PIXELS / 1e6:.0f} MP are read (JPEG larger too). Use a smaller copy of the photo."
+        )
 
 
 def _pil_to_rgb(image: Image.Image, label: str) -> np.ndarray:

@@ -8,6 +8,7 @@ loop -> images + metadata.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict
@@ -16,16 +17,18 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
-from diffusers import AutoencoderKL, DPMSolverMultistepScheduler, StableDiffusionPipeline
+from diffusers import AutoencoderKL, StableDiffusionPipeline
 from PIL import Image
 
 from .acceleration import Acceleration, WarmedForward, accelerate, warming
 from .attention import FineFaceAttnProcessor, request_addresses
 from .au_encoder import AUEncoder
 from .aus import AUValues, au_vector
+from .denoising import IMAGES_PER_BATCH, StepCallback, build_schedulers, in_batches, step_reporter
 from .errors import GPUMemoryError, InvalidInputError
 from .identity_adapter import FACE_EMBEDDING_DIM, IdentityAdapter
-from .loading import default_device_and_dtype, load_au_adapter, load_base_pipeline, load_component, models_loaded
+from .loading import (cast_components, default_device_and_dtype, load_au_adapter, load_base_pipeline, load_component,
+                      models_loaded)
 from .lora import TRAINED_LORA_SCALE, FusedLora
 from .settings import GenerationSettings
 from .variants import SD21_TEXT, VARIANTS, Variant, variant_named
@@ -34,7 +37,6 @@ from .weights import resolve
 
 log = logging.getLogger(__name__)
 
-StepCallback = Callable[[int, int], None]
 PROMPT_CACHE_SIZE = 32
 
 
@@ -46,14 +48,6 @@ class FineFaceOutput:
     def metadata_for(self, index: int) -> dict[str, Any]:
         """The metadata that reproduces image `index` alone."""
         return {**self.metadata, "aus": [self.metadata["aus"][index]]}
-
-
-def build_schedulers(base_scheduler: Any) -> dict[str, Any]:
-    """'paper': the base model's own scheduler; 'dpm++': DPM-Solver++ 2M from the same noise schedule."""
-    return {
-        "paper": base_scheduler,
-        "dpm++": DPMSolverMultistepScheduler.from_config(base_scheduler.config, algorithm_type="dpmsolver++"),
-    }
 
 
 class FineFacePipeline:
@@ -82,6 +76,7 @@ class FineFacePipeline:
         # One denoising loop at a time: the adapters hold the running request's terms.
         self._lock = threading.Lock()
         self._fast: list[WarmedForward] = []  # routed UNet/VAE forwards (acceleration.py), empty when off
+        self.images_per_batch = IMAGES_PER_BATCH  # longer AU lists run as several denoising loops
 
     @property
     def device(self) -> torch.device:
@@ -133,9 +128,7 @@ class FineFacePipeline:
 
     def to(self, device: torch.device, dtype: torch.dtype) -> "FineFacePipeline":
         """Move and cast everything (fast paths are dropped: they hold the old weights' addresses)."""
-        self.sd.to(device)
-        if self.dtype != dtype:  # loading already chose the dtype; a cast here makes diffusers warn
-            self.sd.to(dtype=dtype)
+        cast_components(self.sd, device, dtype)
         self.au_encoder.to(device, dtype)
         for adapter in self.adapters.values():
             adapter.to(device, dtype)
@@ -201,14 +194,23 @@ class FineFacePipeline:
         with self._lock:
             if self.lora is not None and settings.lora_scale is not None and settings.lora_scale != self.lora.scale:
                 self.lora.set_scale(settings.lora_scale)
-            positive, negative = self._prompt_embeddings(settings.prompt, settings.negative_prompt)
-            self._begin_request(settings, face_embeds)
-            try:
-                images = self._denoise(settings, positive, negative, on_step)
-            finally:
-                for adapter in self.adapters.values():
-                    adapter.end_request()
+            prompts = self._prompt_embeddings(settings.prompt, settings.negative_prompt)
+            steps = settings.num_inference_steps
+            total = steps * math.ceil(len(settings.aus) / self.images_per_batch)
+            images: list[Image.Image] = []
+            for index, batch in in_batches(settings, self.images_per_batch):
+                images += self._run_batch(batch, face_embeds, prompts, step_reporter(on_step, total, index * steps))
         return FineFaceOutput(images=images, metadata=self._metadata(settings, face_embeds))
+
+    def _run_batch(self, settings: GenerationSettings, face_embeds: torch.Tensor | None,
+                   prompts: tuple[torch.Tensor, torch.Tensor], report: Callable[..., dict] | None) -> list[Image.Image]:
+        """One denoising loop over all of `settings`' images, with their adapter terms set for its duration."""
+        self._begin_request(settings, face_embeds)
+        try:
+            return self._denoise(settings, *prompts, report)
+        finally:
+            for adapter in self.adapters.values():
+                adapter.end_request()
 
     def _prompt_embeddings(self, prompt: str, negative_prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
         """CLIP embeddings of the prompt and the negative prompt, kept so a slider move skips the text encoder."""
@@ -251,7 +253,7 @@ class FineFacePipeline:
         return self.identity.tokens(face_embeds, count, guided)
 
     def _denoise(self, settings: GenerationSettings, positive: torch.Tensor, negative: torch.Tensor,
-                 on_step: StepCallback | None) -> list[Image.Image]:
+                 report: Callable[..., dict] | None) -> list[Image.Image]:
         """diffusers' denoising loop and decode; out of GPU memory becomes a GPUMemoryError."""
         count = len(settings.aus)
         try:
@@ -266,7 +268,7 @@ class FineFacePipeline:
                 width=settings.width,
                 # One CPU generator per image, all with the same seed: identical starting noise on any device.
                 generator=[torch.Generator("cpu").manual_seed(settings.seed) for _ in range(count)],
-                callback_on_step_end=_step_reporter(on_step, settings.num_inference_steps),
+                callback_on_step_end=report,
             ).images
         except torch.OutOfMemoryError:
             log.warning("out of GPU memory", exc_info=True)
@@ -286,14 +288,3 @@ class FineFacePipeline:
             **faces,
         }
 
-
-def _step_reporter(on_step: StepCallback | None, total: int) -> Callable[..., dict] | None:
-    """Adapt a (step, total) progress callback to diffusers' callback_on_step_end."""
-    if on_step is None:
-        return None
-
-    def report(pipe: Any, step: int, timestep: Any, tensors: dict) -> dict:
-        on_step(step + 1, total)
-        return tensors
-
-    return report

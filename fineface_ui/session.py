@@ -5,9 +5,13 @@ No Gradio here: the page, the HTTP API and the tests use the same objects.
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
+import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -15,8 +19,12 @@ from typing import Any, Iterable, Sequence
 from PIL import Image
 
 from .png_info import save_png
+from .settings import MAX_IMAGES_PER_CALL
 
 HISTORY_SIZE = 24
+# Files of a prefix (the HTTP API's "api-") kept at most: the two latest full sweeps (frames + GIF) at
+# the largest size, so a burst of calls cannot fill the disk; a client fetches its files right away.
+FILES_PER_PREFIX = 2 * (MAX_IMAGES_PER_CALL + 1)
 
 
 @dataclass
@@ -38,10 +46,14 @@ class Session:
     # A counter rather than a flag: a run stops when it changes under it, so a later run
     # starting cannot clear a Stop meant for an earlier one, and a Stop with nothing running is harmless.
     stops: int = 0
+    # Face photos are biometric data: each upload is moved into this tab's own folder (OutputFolder.take_photos),
+    # away from Gradio's cache, where anyone with the URL could fetch it for an hour.
+    folder: Path | None = None  # made on the first photo; None in the page's initial state that Gradio copies
+    photos: dict[str, Path] = field(default_factory=dict)  # upload path as the page sends it -> the tab's copy
 
     def files(self) -> list[Path]:
         neutral = [self.neutral.path] if self.neutral else []
-        return [result.path for result in self.history] + neutral + self.sweep_files
+        return [result.path for result in self.history] + neutral + self.sweep_files + list(self.photos.values())
 
     def remember(self, result: Result, neutral: Result | None) -> set[Path]:
         """Put a result first in the history (and a new neutral twin); return the files no longer shown."""
@@ -54,19 +66,56 @@ class Session:
 class OutputFolder:
     """Result files (PNG with settings, GIF) that Gradio copies into its cache to serve."""
 
-    def __init__(self) -> None:
+    def __init__(self, files_per_prefix: int = FILES_PER_PREFIX) -> None:
         self._folder = tempfile.TemporaryDirectory(prefix="fineface-")  # removed when the app exits
         self.root = Path(self._folder.name)
+        self.files_per_prefix = files_per_prefix
+        self._prefixed: dict[str, deque[Path]] = {}  # per prefix, its files oldest first
+        self._lock = threading.Lock()  # API calls may write files concurrently
 
     def png(self, image: Image.Image, metadata: dict[str, Any], prefix: str = "") -> Path:
-        return save_png(image, self.root / f"{prefix}{uuid.uuid4().hex}.png", metadata)
+        return self._kept(save_png(image, self.root / f"{prefix}{uuid.uuid4().hex}.png", metadata), prefix)
 
     def gif(self, frames: Sequence[Image.Image], prefix: str = "", frame_ms: int = 120) -> Path:
         """An endless loop that plays forward then back, so the expression never jumps."""
         path = self.root / f"{prefix}{uuid.uuid4().hex}.gif"
         loop = list(frames) + list(frames[-2:0:-1])
         loop[0].save(path, save_all=True, append_images=loop[1:], duration=frame_ms, loop=0)
+        return self._kept(path, prefix)
+
+    def _kept(self, path: Path, prefix: str) -> Path:
+        """Count a new file of `prefix` (the unprefixed ones belong to sessions), deleting the oldest beyond
+        `files_per_prefix`."""
+        if prefix:
+            with self._lock:
+                files = self._prefixed.setdefault(prefix, deque())
+                files.append(path)
+                while len(files) > self.files_per_prefix:
+                    files.popleft().unlink(missing_ok=True)
         return path
+
+    def take_photos(self, session: Session, uploads: Sequence[str | os.PathLike]) -> list[Path]:
+        """The session's own copies of the uploaded photos, in order: each upload is moved (not copied) into
+        the session's folder on first sight; copies of photos no longer among `uploads` are deleted."""
+        with self._lock:  # the page's render and face preview may send the same new upload at once
+            if session.folder is None and uploads:
+                session.folder = Path(tempfile.mkdtemp(prefix="session-", dir=self.root))
+            for upload in uploads:
+                if str(upload) not in session.photos and Path(upload).is_file():
+                    # A folder per photo keeps the file's own name, which messages show ("photo 2 (beach.jpg)").
+                    copy = Path(tempfile.mkdtemp(dir=session.folder)) / Path(upload).name
+                    session.photos[str(upload)] = Path(shutil.move(upload, copy))
+            for gone in set(session.photos) - {str(upload) for upload in uploads}:
+                shutil.rmtree(session.photos.pop(gone).parent, ignore_errors=True)
+        # An upload neither here nor on disk is passed on, to be reported as a missing file.
+        return [session.photos.get(str(upload), Path(upload)) for upload in uploads]
+
+    def close(self, session: Session) -> None:
+        """Delete everything the session kept: its results and its folder of photos (Gradio's delete_callback)."""
+        self.discard(session.files())
+        if session.folder is not None:
+            shutil.rmtree(session.folder, ignore_errors=True)
+        session.photos.clear()
 
     @staticmethod
     def discard(paths: Iterable[Path]) -> None:

@@ -52,8 +52,17 @@ def create_app(studio: "Studio") -> "gr.Blocks":
 
 def launch(demo: "gr.Blocks", host: str = "127.0.0.1", port: int = 7860, share: bool = False, **options: Any) -> Any:
     """Launch with this app's safety settings; `options` go to gr.Blocks.launch (e.g. prevent_thread_lock)."""
+    from starlette.middleware import Middleware
+
+    from .same_origin import SameOriginPosts
     from .ui import CSS
 
+    app_kwargs = dict(options.pop("app_kwargs", None) or {})
+    if not ON_SPACE:
+        # What it guards is an app on the user's own machine, which any page they visit could post to.
+        # A Space is public, so a foreign page can do nothing there that any client cannot, and its
+        # proxy's host names are not ours to rely on.
+        app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), Middleware(SameOriginPosts)]
     return demo.launch(
         server_name=host,
         server_port=port,
@@ -64,6 +73,7 @@ def launch(demo: "gr.Blocks", host: str = "127.0.0.1", port: int = 7860, share: 
         footer_links=["api", "gradio", "settings"],
         allowed_paths=[],
         css=CSS,
+        app_kwargs=app_kwargs,
         **options,
     )
 

@@ -380,3 +380,66 @@ def test_corrupt_model_files_give_a_checkpoint_error_on_first_use(tmp_path):
 
     with pytest.raises(CheckpointError, match="could not be loaded"):
         embedder.embed(photo(ONE_FACE))
+
+
+# --- photo files: size and decoding -----------------------------------------------------------
+
+
+def declared_png(path: Path, width: int, height: int) -> Path:
+    """A grey PNG of the given size written row by row: a few KB on disk, width*height bytes decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer, row = zlib.compressobj(9), b"\0" * (width + 1)  # filter byte 0, then the row's pixels
+    pixels = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.fixture
+def decodes(monkeypatch):
+    """Sizes of the photo files decoded, recorded by Pillow's ImageFile.load (which returns at once,
+    decoding nothing, when the image has no compressed tiles left)."""
+    from PIL import ImageFile
+
+    sizes, original = [], ImageFile.ImageFile.load
+
+    def load(image):
+        if image.tile:
+            sizes.append(image.size)
+        return original(image)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    return sizes
+
+
+def test_a_png_declaring_too_many_pixels_is_refused_without_decoding_it(embedder, tmp_path, decodes):
+    bomb = declared_png(tmp_path / "bomb.png", 12000, 12000)
+    assert bomb.stat().st_size < 1_000_000
+    with pytest.raises(InvalidInputError, match=r"photo 1 \(bomb.png\) is 12000x12000 pixels \(144 MP\).* 40 MP"):
+        embedder.embed(str(bomb))
+    assert decodes == []
+
+
+def test_a_jpeg_with_too_many_pixels_is_decoded_reduced(tmp_path, monkeypatch, decodes):
+    from fineface_ui import photos
+
+    monkeypatch.setattr(photos, "MAX_PIXELS", 300_000, raising=False)
+    monkeypatch.setattr(photos, "MAX_SIDE", 256, raising=False)
+    Image.fromarray(photo(ONE_FACE, size=(1200, 1600))).save(tmp_path / "big.jpg")
+    assert load_rgb(tmp_path / "big.jpg").shape == (300, 400, 3)  # decoded at a quarter of each side
+    assert decodes == [(400, 300)]
+
+
+def test_a_photo_file_sent_again_is_not_decoded_again(fresh_embedder, tmp_path, decodes):
+    path = tmp_path / "face.png"
+    Image.fromarray(photo(ONE_FACE)).save(path)
+    first = fresh_embedder.embed(str(path))
+    assert len(decodes) == 1
+    again = fresh_embedder.embed(str(path))
+    assert len(decodes) == 1 and torch.equal(first.embeddings, again.embeddings)
+    assert fresh_embedder.cache_info().hits == 1

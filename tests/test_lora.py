@@ -76,3 +76,33 @@ def test_fp16_pipeline_runs_and_fuses_once_in_fp32_from_the_loaded_weights(sd21_
     assert torch.equal(weight(pipe), (base_weight.half().float() + 0.25 * delta(lora_file)).half())
     out = pipe("a face", {"AU12": 3}, seed=2, **fast)
     assert np.isfinite(np.asarray(out.images[0], dtype=np.float32)).all() and out.metadata["dtype"] == "float16"
+
+
+def held_bytes(value):
+    """Bytes of every tensor reachable through dicts, lists and tuples."""
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else ()
+    return sum(held_bytes(item) for item in items)
+
+
+def test_the_fused_lora_holds_only_the_original_weights_in_model_dtype_and_the_factors(sd21_files, tmp_path):
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import save_file
+
+    from fineface_ui.lora import FusedLora, expected_lora_shapes, lora_targets
+
+    unet = UNet2DConditionModel.from_pretrained(sd21_files["base_model"], subfolder="unet").half()
+    # A low rank, as in the real model (32 against 320-1280 features): the factors are smaller than B @ A.
+    factors = {key: torch.randn(shape) / 8 for key, shape in expected_lora_shapes(unet, rank=4).items()}
+    save_file(factors, tmp_path / "lora.safetensors")
+    originals = {path: linear.weight.detach().clone() for path, linear in lora_targets(unet).items()}
+    lora = FusedLora(unet, tmp_path / "lora.safetensors", 0.25)
+    at_quarter = {path: linear.weight.detach().clone() for path, linear in lora_targets(unet).items()}
+    assert held_bytes(vars(lora)) <= held_bytes(originals) + held_bytes(factors)
+    lora.set_scale(1.0)
+    lora.set_scale(0.25)
+    assert all(torch.equal(linear.weight, at_quarter[path]) for path, linear in lora_targets(unet).items())
+    path = next(iter(originals))
+    update = factors[f"unet.{path}.lora_B.weight"] @ factors[f"unet.{path}.lora_A.weight"]
+    assert torch.equal(at_quarter[path], (originals[path].float() + 0.25 * update).half())

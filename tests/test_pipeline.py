@@ -161,3 +161,38 @@ def test_the_scheduler_setting_decides_which_sampler_runs(sd21_pipe, scheduler_s
     assert scheduler_steps[0].config.algorithm_type == "dpmsolver++"
     assert not np.array_equal(pixels(paper.images[0]), pixels(dpm.images[0]))
     assert (paper.metadata["scheduler"], dpm.metadata["scheduler"]) == ("paper", "dpm++")
+
+
+def unet_batch_sizes(pipe):
+    """Batch sizes the UNet sees, recorded by a forward hook; remove the returned handle afterwards."""
+    sizes = []
+    handle = pipe.sd.unet.register_forward_hook(lambda module, args, output: sizes.append(args[0].shape[0]))
+    return sizes, handle
+
+
+def test_a_sweep_longer_than_a_batch_runs_in_batches_with_the_same_pixels(sd21_pipe, fast, pixels, monkeypatch):
+    sweep = [{"AU12": value} for value in (0, 1, 2, 3, 4)]
+    whole = sd21_pipe("a face", sweep, seed=6, **fast)
+    monkeypatch.setattr(sd21_pipe, "images_per_batch", 2, raising=False)
+    sizes, handle = unet_batch_sizes(sd21_pipe)
+    steps = []
+    try:
+        batched = sd21_pipe("a face", sweep, seed=6, on_step=lambda step, total: steps.append((step, total)), **fast)
+    finally:
+        handle.remove()
+    assert max(sizes) == 4  # two images, each with its unguided twin
+    assert len(batched.images) == 5 and batched.metadata["aus"] == whole.metadata["aus"]
+    # Each image has its own seeded generator: only float summation order may differ between batch sizes.
+    assert all(np.abs(pixels(a) - pixels(b)).max() <= 2 for a, b in zip(batched.images, whole.images))
+    assert steps == [(step, 6) for step in range(1, 7)]  # one progress bar over the three loops
+
+
+def test_to_casts_every_component_even_when_the_unet_already_has_the_dtype(sd21_files):
+    pipe = FineFacePipeline.from_pretrained(**sd21_files, device="cpu")
+    pipe.sd.unet.half()  # the case where a check of the UNet alone skipped casting the rest
+    pipe.to("cpu", torch.float16)
+    modules = {name: part for name, part in pipe.sd.components.items() if isinstance(part, torch.nn.Module)}
+    modules.update({"au_encoder": pipe.au_encoder, **pipe.adapters})
+    assert {name: {p.dtype for p in module.parameters()} for name, module in modules.items()} == {
+        name: {torch.float16} for name in modules}
+    assert pipe.dtype == torch.float16

@@ -1,0 +1,63 @@
+"""What the server keeps per tab and on disk: bounded API files, and face photos only as long as the tab."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from fineface_ui.session import OutputFolder, Session
+from fineface_ui.settings import GenerationSettings
+
+
+def metadata():
+    return GenerationSettings.create("a face").as_dict()
+
+
+def upload(folder, name="face.png"):
+    """A photo where Gradio's upload would put it: a folder of its own in the cache."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    Image.new("RGB", (8, 8), (200, 180, 160)).save(path)
+    return str(path)
+
+
+def test_api_files_beyond_the_limit_are_deleted_oldest_first_and_session_files_are_kept():
+    outputs = OutputFolder(files_per_prefix=3)
+    image = Image.new("RGB", (8, 8))
+    tab_file = outputs.png(image, metadata())
+    api_files = [outputs.png(image, metadata(), prefix="api-") for _ in range(4)]
+    api_files.append(outputs.gif([image, image], prefix="api-"))
+    assert [path.exists() for path in api_files] == [False, False, True, True, True]
+    assert tab_file.exists()
+
+
+def test_an_uploaded_photo_moves_into_the_session_folder_and_the_upload_is_gone(tmp_path):
+    outputs, session = OutputFolder(), Session()
+    original = upload(tmp_path / "gradio-cache" / "abc123", "beach.jpg")
+    [copy] = outputs.take_photos(session, [original])
+    assert copy.is_file() and copy.name == "beach.jpg" and copy.is_relative_to(outputs.root)
+    assert not (tmp_path / "gradio-cache" / "abc123" / "beach.jpg").exists()
+    # The page sends the upload's path again with the next render: the same copy answers.
+    assert outputs.take_photos(session, [original]) == [copy] and copy in session.files()
+
+
+def test_two_sessions_keep_separate_folders_and_a_removed_photo_is_deleted(tmp_path):
+    outputs, first, second = OutputFolder(), Session(), Session()
+    [mine] = outputs.take_photos(first, [upload(tmp_path / "a")])
+    [theirs] = outputs.take_photos(second, [upload(tmp_path / "b")])
+    assert first.folder != second.folder and mine.is_relative_to(first.folder)
+    assert outputs.take_photos(first, []) == [] and not mine.exists() and theirs.exists()
+
+
+def test_closing_the_session_deletes_its_photos_results_and_folder(tmp_path):
+    outputs, session = OutputFolder(), Session()
+    [copy] = outputs.take_photos(session, [upload(tmp_path / "cache")])
+    session.sweep_files = [outputs.png(Image.new("RGB", (8, 8)), metadata())]
+    outputs.close(session)
+    assert not copy.exists() and not session.sweep_files[0].exists() and not session.folder.exists()
+
+
+def test_discarding_the_session_files_deletes_its_photos_too(tmp_path):
+    outputs, session = OutputFolder(), Session()
+    [copy] = outputs.take_photos(session, [upload(tmp_path / "cache")])
+    outputs.discard(session.files())
+    assert not copy.exists()
