@@ -1,12 +1,11 @@
 """The page's event handlers: page values in, one Studio call, page values out.
 
-Plain functions, so tests call them without a browser. Page values travel by name: a handler that
-restores settings returns them in PAGE_VALUES order, the order ui.py lays the controls out in.
+Plain functions, so tests call them without a browser. Page values travel by name; PAGE_VALUES is
+the order ui.py lays the controls out in (the restoring handlers, restoring.py, return them in it).
 """
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import replace
 from typing import Any
@@ -15,13 +14,13 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from .aus import AU_NAMES, au_dict, canonical_name, check_intensity, format_aus
+from .aus import AU_NAMES, NUMBER_RULE, canonical_name, check_intensity, format_aus, is_number
+from .before_after import NEUTRAL, rendered, save_result, shown_pair, twin_key
 from .errors import InvalidInputError, NoFaceError
 from .faces import DetectedFace, draw_face_box
-from .pipeline import FineFaceOutput
-from .png_info import read_settings
+from .named_download import named_link
 from .presets import PRESETS, preset_aus
-from .rendering import Backend, Stopped, create_settings, readable_errors
+from .rendering import Backend, create_settings, readable_errors
 from .session import Result, Session
 from .settings import FACE, MAX_IMAGES_PER_CALL, MAX_SEED, SETTINGS, SPEC, TEXT, GenerationSettings
 
@@ -29,6 +28,7 @@ PAGE_VALUES = ("prompt", *SPEC, *AU_NAMES)
 # The settings only one pipeline uses: the page shows each only while that pipeline is the one in use.
 PIPELINE_SETTINGS = tuple(setting for setting in SETTINGS if len(setting.pipelines) == 1)
 NO_PHOTO = "No photo: the text-only model is used."
+COMPARE_TAB = "Before / after"
 
 
 def random_seed() -> int:
@@ -45,41 +45,29 @@ def image_key(settings: GenerationSettings, photos: list[str]) -> tuple:
     return settings.as_used_by(FACE if photos else TEXT), tuple(photos)
 
 
-def render(backend: Backend, state: Session, photo_paths: list[str] | None, keep: bool,
+def render(backend: Backend, state: Session, photo_paths: list[str] | None, keep: bool, compare_shown: bool,
            progress: gr.Progress = gr.Progress(track_tqdm=True), **values: Any) -> Any:
-    """The image for the page's settings, rendered in one batch with its all-AUs-0 twin for the
-    before/after view (the twin is reused while only the AUs change)."""
+    """The image for the page's settings. While the Before / after view is shown, its all-AUs-0 twin
+    rides in the same batch (one call, the same starting noise) unless it is at hand already."""
     if not keep:
         values["seed"] = random_seed()
     text, aus, options = split(values)
     settings = create_settings(text, aus, **options)
-    photos = list(photo_paths or [])
+    photos = own_photos(backend, state, photo_paths)
     key = image_key(settings, photos)
     if keep and state.history and state.history[0].key == key:
         return gr.skip()  # e.g. a number box losing focus without a change: the same image again
-    neutral = replace(settings, aus=(au_dict(None),))
-    neutral_key = image_key(neutral, photos)
-    reuse_neutral = state.neutral is not None and state.neutral.key == neutral_key
-    # The "before" image rides in the same batch, so both share one call and the same starting noise.
-    batch = settings if reuse_neutral or settings == neutral else replace(settings, aus=neutral.aus + settings.aus)
-    try:
-        output = backend.render(batch, photos, progress, state).output
-    except Stopped:
-        gr.Info("Stopped.")
+    neutral_key = twin_key(key)
+    with_twin = compare_shown and key != neutral_key and not (state.neutral and state.neutral.key == neutral_key)
+    output = rendered(backend, replace(settings, aus=NEUTRAL + settings.aus) if with_twin else settings, photos,
+                      progress, state)
+    if output is None:
         return gr.skip()
     result = save_result(backend, output, len(output.images) - 1, key)
-    if reuse_neutral:
-        twin = None
-    else:  # a one-image batch here means the settings are neutral themselves
-        twin = result if len(output.images) == 1 else save_result(backend, output, 0, neutral_key)
+    twin = save_result(backend, output, 0, neutral_key) if with_twin else result if key == neutral_key else None
     backend.outputs.discard(state.remember(result, twin))
-    return (str(result.path), (str(state.neutral.path), str(result.path)), history_items(state),
-            download_update(result), settings.seed, result.metadata)
-
-
-def save_result(backend: Backend, output: FineFaceOutput, index: int, key: Any) -> Result:
-    metadata = output.metadata_for(index)
-    return Result(backend.outputs.png(output.images[index], metadata), metadata, key)
+    return (str(result.path), shown_pair(state), history_items(state), download_update(result), settings.seed,
+            result.metadata)
 
 
 def caption(metadata: dict[str, Any]) -> str:
@@ -91,7 +79,12 @@ def history_items(state: Session) -> list[tuple[str, str]]:
 
 
 def download_update(result: Result) -> dict[str, Any]:
-    return gr.update(value=str(result.path), interactive=True)
+    return gr.update(value=str(named_link(result.path, result.metadata)), interactive=True)
+
+
+def compare_view_shown(event: gr.SelectData) -> bool:
+    """Whether the tab just selected is the Before / after view (renders then bring the twin along)."""
+    return event.value == COMPARE_TAB
 
 
 def request_stop(state: Session) -> None:
@@ -100,10 +93,11 @@ def request_stop(state: Session) -> None:
 
 def sweep_values(base: dict[str, float], au: str, start: Any, stop: Any, frames: Any) -> list[dict[str, float]]:
     """One AU dict per frame: `au` stepping evenly from `start` to `stop`, the others fixed."""
-    # Checked here, before the frames exist: a client may ask for 1e9 of them.
-    if (not isinstance(frames, (int, float)) or not math.isfinite(frames) or frames != int(frames)
-            or not 2 <= frames <= MAX_IMAGES_PER_CALL):
-        raise InvalidInputError(f"frames must be a whole number from 2 to {MAX_IMAGES_PER_CALL}, got {frames!r}.")
+    # Checked here, before the frames exist: a client may ask for 1e9 of them. The range is compared
+    # first, so that NaN and infinity fail it before int() could raise.
+    if not (is_number(frames) and 2 <= frames <= MAX_IMAGES_PER_CALL and frames == int(frames)):
+        rule = "" if is_number(frames) else f" ({NUMBER_RULE})"
+        raise InvalidInputError(f"frames must be a whole number from 2 to {MAX_IMAGES_PER_CALL}, got {frames!r}{rule}.")
     name = canonical_name(au)
     start, stop = check_intensity(f"{name} start", start), check_intensity(f"{name} stop", stop)
     return [{**base, name: round(float(value), 3)} for value in np.linspace(start, stop, int(frames))]
@@ -116,10 +110,8 @@ def render_sweep(backend: Backend, state: Session, photo_paths: list[str] | None
     with readable_errors():
         au_list = sweep_values(aus, au, start, stop, frames)
     settings = create_settings(text, au_list, **options)
-    try:
-        output = backend.render(settings, list(photo_paths or []), progress, state).output
-    except Stopped:
-        gr.Info("Stopped.")
+    output = rendered(backend, settings, own_photos(backend, state, photo_paths), progress, state)
+    if output is None:
         return gr.skip()
     backend.outputs.discard(state.sweep_files)
     paths = [backend.outputs.png(picture, output.metadata_for(i)) for i, picture in enumerate(output.images)]
@@ -129,9 +121,16 @@ def render_sweep(backend: Backend, state: Session, photo_paths: list[str] | None
     return gallery, str(state.sweep_files[-1])
 
 
-def show_faces(backend: Backend, photo_paths: list[str] | None,
+def own_photos(backend: Backend, state: Session, photo_paths: list[str] | None) -> list[str]:
+    """The tab's own copies of the uploaded photos: moved out of Gradio's cache, where anyone holding the
+    URL could fetch them, and deleted with the tab (session.OutputFolder.take_photos)."""
+    return [str(path) for path in backend.outputs.take_photos(state, photo_paths or [])]
+
+
+def show_faces(backend: Backend, state: Session, photo_paths: list[str] | None,
                progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple[list[tuple[Image.Image, str]], str]:
     """The face found in each photo, boxed; loads the face models here, outside the GPU slot."""
+    photo_paths = own_photos(backend, state, photo_paths)
     if not photo_paths:
         return [], NO_PHOTO
     studio = backend.studio
@@ -168,27 +167,3 @@ def apply_preset(name: str | None) -> list[Any]:
 
 def reset_aus() -> list[float]:
     return [0.0] * len(AU_NAMES)
-
-
-def page_values(metadata: dict[str, Any]) -> list[Any]:
-    """Stored settings as PAGE_VALUES, validated; a setting the image's pipeline did not use keeps its control."""
-    with readable_errors():
-        values = GenerationSettings.from_metadata(metadata).as_dict()
-    by_name = {**values, **values["aus"][0]}
-    return [gr.skip() if by_name[name] is None else by_name[name] for name in PAGE_VALUES]
-
-
-def restore_from_history(state: Session, event: gr.SelectData) -> list[Any]:
-    """A history image's settings back on the page (Keep seed on, so the next render reproduces it)."""
-    result = state.history[event.index]
-    return [*page_values(result.metadata), True, str(result.path), download_update(result), result.metadata]
-
-
-def restore_from_png(path: str | None) -> list[Any]:
-    """The settings stored in a PNG back on the page (Keep seed on)."""
-    if not path:
-        return [gr.skip()] * (len(PAGE_VALUES) + 1)
-    with readable_errors():
-        metadata = read_settings(path)
-    gr.Info("Settings loaded from the PNG; press Generate to render them.")
-    return [*page_values(metadata), True]

@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from . import handlers
+from . import handlers, restoring
+from .before_after import show_before_after
 from .aus import ACCEPTED_RANGE, ACTION_UNITS, AU_NAMES, TRAINED_RANGE, ActionUnit
 from .handlers import PAGE_VALUES, PIPELINE_SETTINGS
 from .http_api import GPU, add_api
@@ -35,6 +36,7 @@ CSS = (ASSETS / "fineface.css").read_text()
 # keyboard `.input` bumps a hidden counter whose change joins the release triggers.
 TRACK_POINTER_JS = (ASSETS / "track_pointer.js").read_text()
 COUNT_KEYBOARD_CHANGE_JS = (ASSETS / "count_keyboard_change.js").read_text()
+NUMBER_BOXES_JS = (ASSETS / "number_boxes.js").read_text()  # Enter in a slider's number box renders
 UI_ONLY = {"api_visibility": "private"}  # the page's events; the HTTP API is http_api.py
 RENDERS = {"concurrency_id": GPU, "concurrency_limit": 1, "trigger_mode": "always_last", **UI_ONLY}
 
@@ -77,7 +79,8 @@ def expression_panel(page: Page) -> None:
 
 
 def input_column(page: Page, steps: int, size: int) -> None:
-    page["prompt"] = gr.Textbox(label="Prompt", lines=2, value="a close-up photo of a woman in a park",
+    # One line that grows: Gradio submits on Enter only in a box of one line (Shift+Enter adds a line there).
+    page["prompt"] = gr.Textbox(label="Prompt", lines=1, max_lines=6, value="a close-up photo of a woman in a park",
                                 info="Enter renders; Shift+Enter adds a line.")
     page["negative_prompt"] = control("negative_prompt")
     with gr.Row():
@@ -106,23 +109,26 @@ def input_column(page: Page, steps: int, size: int) -> None:
 
 
 def output_column(page: Page) -> None:
-    with gr.Tabs():
+    with gr.Tabs() as page["tabs"]:
         with gr.Tab("Image"):
             page["image"] = gr.Image(label="Result", format="png", interactive=False, height=512, elem_id="result")
-        with gr.Tab("Before / after"):
+            # Here, not under the tabs: it downloads this image, not the sweep's frames.
+            page["download"] = gr.DownloadButton("Download PNG (settings embedded)", value=None, interactive=False)
+        with gr.Tab(handlers.COMPARE_TAB) as page["compare_tab"]:
             page["compare"] = gr.ImageSlider(label="All AUs at 0 ↔ current AUs", format="png", height=512)
         with gr.Tab("Sweep"):
             with gr.Row():
                 page["sweep_au"] = gr.Dropdown([(f"{au.name} · {au.facs_name}", au.name) for au in ACTION_UNITS],
                                                value="AU12", label="AU to sweep")
-                page["sweep_frames"] = gr.Slider(2, MAX_IMAGES_PER_CALL, value=8, step=1, label="Frames")
+                # 6 frames from 0 to 5 step by whole intensities.
+                page["sweep_frames"] = gr.Slider(2, MAX_IMAGES_PER_CALL, value=6, step=1, label="Frames")
             with gr.Row():
                 page["sweep_from"] = gr.Slider(*ACCEPTED_RANGE, value=0.0, step=0.1, label="From")
                 page["sweep_to"] = gr.Slider(*ACCEPTED_RANGE, value=5.0, step=0.1, label="To")
             page["run_sweep"] = gr.Button("Run sweep", variant="primary")
-            page["sweep_gallery"] = gr.Gallery(label="Frames", columns=4, format="png", fit_columns=False)
+            page["sweep_gallery"] = gr.Gallery(label="Frames (click one to set the sliders to it)", columns=4,
+                                               format="png", fit_columns=False)
             page["sweep_gif"] = gr.Image(label="Animation", type="filepath", interactive=False)
-    page["download"] = gr.DownloadButton("Download PNG (settings embedded)", value=None, interactive=False)
     page["history"] = gr.Gallery(label="This session (click to restore its settings)", columns=6, height=150,
                                  allow_preview=False, fit_columns=False, elem_id="history")
     with gr.Accordion("Settings of this image", open=False):
@@ -141,37 +147,47 @@ def with_backend(handler: Callable[..., Any], backend: Backend) -> Callable[...,
     return bound
 
 
-def wire(page: Page, backend: Backend) -> None:
+def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
     """Every event of the page, in one place."""
     values = {name: page[name] for name in PAGE_VALUES}
     aus = [page[name] for name in AU_NAMES]
     sliders = [component for component in values.values() if isinstance(component, gr.Slider)]
     render = dict(fn=with_backend(handlers.render, backend), inputs=[page["session"], page["photos"],
-                  page["keep_seed"]], inputs_kwargs=values, outputs=[page[name] for name in (
+                  page["keep_seed"], page["compare_shown"]], inputs_kwargs=values, outputs=[page[name] for name in (
                   "image", "compare", "history", "download", "seed", "metadata")], **RENDERS)
     for slider in sliders:
         slider.input(None, page["keyboard_changes"], page["keyboard_changes"], js=COUNT_KEYBOARD_CHANGE_JS, **UI_ONLY)
     renders = [
-        gr.on([page["generate"].click, page["prompt"].submit, page["negative_prompt"].submit, page["seed"].submit,
-               page["scheduler"].input, page["keyboard_changes"].change, *(s.release for s in sliders)], **render),
+        # The page opens with an image of the default settings rather than an empty result.
+        gr.on([demo.load, page["generate"].click, page["prompt"].submit, page["negative_prompt"].submit,
+               page["seed"].submit, page["scheduler"].input, page["keyboard_changes"].change,
+               *(s.release for s in sliders)], **render),
         page["preset"].input(handlers.apply_preset, page["preset"], aus, queue=False, **UI_ONLY).then(**render),
         page["reset"].click(handlers.reset_aus, None, aus, queue=False, **UI_ONLY).then(**render),
         page["new_seed"].click(handlers.random_seed, None, page["seed"], queue=False, **UI_ONLY).then(**render),
     ]
-    page["photos"].change(with_backend(handlers.show_faces, backend), page["photos"],
+    page["photos"].change(with_backend(handlers.show_faces, backend), [page["session"], page["photos"]],
                           [page["face_preview"], page["face_note"]], **UI_ONLY)
     page["photos"].change(handlers.pipeline_controls, page["photos"],
                           [page[setting.name] for setting in PIPELINE_SETTINGS], queue=False, **UI_ONLY)
-    page["history"].select(handlers.restore_from_history, page["session"], [
-        *values.values(), page["keep_seed"], page["image"], page["download"], page["metadata"]], **UI_ONLY)
-    page["settings_png"].upload(handlers.restore_from_png, page["settings_png"], [*values.values(), page["keep_seed"]],
-                                **UI_ONLY)
+    restored = [*values.values(), page["keep_seed"], page["preset"]]
+    page["history"].select(restoring.restore_from_history, page["session"],
+                           [*restored, page["photos"], page["image"], page["download"], page["metadata"]], **UI_ONLY)
+    page["settings_png"].upload(restoring.restore_from_png, page["settings_png"], restored, **UI_ONLY)
+    # The preset names the sliders' values only until they change.
+    gr.on([*(au.input for au in aus), page["reset"].click], None, None, page["preset"], js="() => null", **UI_ONLY)
     sweep_inputs = [page[name] for name in ("session", "photos", "sweep_au", "sweep_from", "sweep_to", "sweep_frames")]
+    page["sweep_gallery"].select(restoring.restore_sweep_frame, page["session"], [*aus, page["preset"]], queue=False,
+                                 **UI_ONLY).then(**render)
+    page["tabs"].select(handlers.compare_view_shown, None, page["compare_shown"], queue=False, **UI_ONLY)
+    compares = page["compare_tab"].select(with_backend(show_before_after, backend), page["session"], page["compare"],
+                                          **RENDERS)
     sweeps = page["run_sweep"].click(with_backend(handlers.render_sweep, backend), sweep_inputs,
                                      [page["sweep_gallery"], page["sweep_gif"]], inputs_kwargs=values, **RENDERS)
     # The counter stops the run in progress (cancelling cannot interrupt a running thread);
     # `cancels` drops the requests still waiting in the queue.
-    page["stop"].click(handlers.request_stop, page["session"], None, queue=False, cancels=[*renders, sweeps], **UI_ONLY)
+    page["stop"].click(handlers.request_stop, page["session"], None, queue=False, cancels=[*renders, compares, sweeps],
+                       **UI_ONLY)
 
 
 def build_ui(studio: Studio) -> gr.Blocks:
@@ -182,18 +198,20 @@ def build_ui(studio: Studio) -> gr.Blocks:
     page: Page = {}
     with gr.Blocks(title="FineFace UI", analytics_enabled=False, delete_cache=(600, 3600)) as demo:
         # Deep-copied per tab; a closed tab's files go with it.
-        page["session"] = gr.State(Session(), delete_callback=lambda session: backend.outputs.discard(session.files()))
+        page["session"] = gr.State(Session(), delete_callback=backend.outputs.close)
         gr.Markdown("# FineFace UI\nDescribe a portrait, then dial its expression with FACS Action Units.")
         if studio.random_weights:
             gr.Markdown("⚠️ **Demo mode with random weights**: the models are tiny and untrained, so every image "
                         "is noise. Everything else (sliders, faces, history, sweeps, API) works as usual.")
         with gr.Row():
-            with gr.Column(scale=5):
+            with gr.Column(scale=5, elem_id="input-column"):
                 input_column(page, steps, size)
             with gr.Column(scale=6, elem_id="output-column"):
                 output_column(page)
         page["keyboard_changes"] = gr.Number(value=0, visible="hidden")
+        page["compare_shown"] = gr.State(False)  # whether the Before / after tab is the one shown
         demo.load(None, js=TRACK_POINTER_JS, **UI_ONLY)
-        wire(page, backend)
+        demo.load(None, js=NUMBER_BOXES_JS, **UI_ONLY)
+        wire(page, backend, demo)
         add_api(backend)
     return demo

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,14 +13,10 @@ from playwright.sync_api import expect
 
 from fineface_ui.png_info import A1111_KEY, read_settings
 
-from tests.app_fixtures import blank_photo, running_app
+from tests.browser_page import (AU6, AU12, CHROMIUM, RENDER_MS, RESULT_SRC, block, download_png, fetch, prompt_box,
+                                render_and_wait, slider, wait_for_first_image, wait_for_history)
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-RESULT_SRC = "document.querySelector('#result img')?.src ?? null"
-# How long a render may take to show up: under a second alone, far longer on a loaded machine.
-RENDER_MS = 120_000
+pytest_plugins = ["tests.browser_page"]  # its fixtures: app_url, browser, page
 
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium: apt-get install chromium"),
@@ -30,56 +24,9 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def app_url(random_studio):
-    with running_app(random_studio) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser, app_url):
-    page = browser.new_page(viewport={"width": 1400, "height": 1100})
-    page.requests_sent = []
-    page.on("request", lambda request: "queue/join" in request.url and page.requests_sent.append(
-        json.loads(request.post_data)["fn_index"]))
-    page.goto(app_url)
-    # The page's load event has run (it sets this flag): before that, values typed in were lost.
-    page.wait_for_function("window.fineFacePointerDown === false")
-    yield page
-    page.close()
-
-
-def slider(page, label: str, part: str = "range slider"):
-    return page.get_by_label(f"{part} for {label}", exact=True)
-
-
-def render_and_wait(page, action) -> str:
-    """Do `action`, then wait until the result image shows a new picture; return its URL."""
-    before = page.evaluate(RESULT_SRC)
-    action()
-    page.wait_for_function(f"(before) => ![null, before].includes({RESULT_SRC})", arg=before, timeout=RENDER_MS)
-    return page.evaluate(RESULT_SRC)
-
-
-def wait_for_history(page, caption: str) -> None:
-    """Wait until the newest history entry is the image with this caption ('AU12=0.3 · seed 0')."""
-    page.locator("#history").get_by_text(caption, exact=True).first.wait_for(timeout=RENDER_MS)
-
-
 def test_keyboard_and_drag_on_a_slider_rerender_the_image_once(page, tmp_path):
     page.get_by_text("Demo mode with random weights").wait_for()
-    first = render_and_wait(page, page.get_by_role("button", name="Generate", exact=True).click)
-    wait_for_history(page, "neutral · seed 0")
+    first = page.evaluate(RESULT_SRC)  # the page opened with an image (the same render as Generate's)
     render_fn = page.requests_sent[-1]
 
     slider(page, "AU12 · Lip Corner Puller").focus()
@@ -118,13 +65,53 @@ def test_a_preset_moves_the_sliders_and_renders(page):
     assert slider(page, "AU6 · Cheek Raiser", "number input").input_value() == "3"
     assert slider(page, "AU12 · Lip Corner Puller", "number input").input_value() == "4"
     assert slider(page, "AU4 · Brow Lowerer", "number input").input_value() == "0"
+    preset = page.get_by_label("Preset")
+    expect(preset).to_have_value("Happiness")
+    slider(page, "AU6 · Cheek Raiser", "number input").fill("2")  # the sliders are no longer the preset's
+    expect(preset).to_have_value("")
 
 
-def test_a_photo_without_a_face_says_so(page, tmp_path):
-    page.get_by_text("Face photos (optional)").click()
-    page.locator("#face-photos input[type=file]").set_input_files(blank_photo(tmp_path / "empty_wall.png"))
-    page.locator("#face-note").get_by_text("No face found").wait_for(timeout=RENDER_MS)
-    assert "empty_wall.png" in page.locator("#face-note").inner_text()
+def test_enter_in_the_prompt_renders_and_shift_enter_adds_a_line(page, tmp_path):
+    prompt_box(page).fill("a calm face")
+    prompt_box(page).press("Shift+Enter")
+    prompt_box(page).press_sequentially("in the rain")
+    expect(prompt_box(page)).to_have_value("a calm face\nin the rain")
+    shown = render_and_wait(page, lambda: prompt_box(page).press("Enter"))
+    assert read_settings(fetch(page, shown, tmp_path / "shown.png"))["prompt"] == "a calm face\nin the rain"
+
+
+def test_enter_in_a_number_box_renders_and_a_value_beyond_the_range_becomes_the_nearest_end(page):
+    box = slider(page, AU12, "number input")
+    box.fill("16")  # the AU sliders end at 15
+    box.press("Enter")
+    wait_for_history(page, "AU12=15 · seed 0")
+    expect(box).to_have_value("15")
+    expect(page.get_by_text("greater than maximum")).to_have_count(0)  # no error toast
+
+
+def test_on_a_phone_the_result_stays_in_view_while_an_au_slider_is_edited(browser, app_url):
+    phone = browser.new_page(viewport={"width": 390, "height": 844})
+    phone.goto(app_url)
+    phone.wait_for_function("window.fineFacePointerDown === false")
+    wait_for_first_image(phone)
+    jaw_drop = slider(phone, "AU26 · Jaw Drop", "number input")
+    jaw_drop.scroll_into_view_if_needed()
+    jaw_drop.fill("2")
+    jaw_drop.press("Enter")
+    wait_for_history(phone, "AU26=2 · seed 0")
+    result, edited = phone.locator("#result img").bounding_box(), jaw_drop.bounding_box()
+    pinned = phone.locator("#output-column").bounding_box()
+    assert 0 <= result["y"] and result["y"] + result["height"] <= 844
+    assert pinned["y"] + pinned["height"] <= edited["y"] <= 844  # the slider is not under the pinned result
+    phone.screenshot(path="/tmp/fineface-phone.png")
+    phone.close()
+
+
+def test_the_page_opens_with_an_image_of_the_default_settings(browser, app_url):
+    visitor = browser.new_page(viewport={"width": 1400, "height": 1100})
+    visitor.goto(app_url)
+    wait_for_first_image(visitor)
+    visitor.close()
 
 
 def test_stop_ends_the_running_render_after_its_current_step_and_the_next_render_follows(page, random_studio,
@@ -152,6 +139,7 @@ def test_stop_ends_the_running_render_after_its_current_step_and_the_next_render
                 first_render_ended.set()
 
     monkeypatch.setattr(pipe, "generate", first_render_held_in_its_first_step)
+    page.get_by_label("Seed", exact=True).fill("1")  # not the settings of the image the page opened with
     generate_button = page.get_by_role("button", name="Generate", exact=True)
     generate_button.click()
     try:
@@ -172,32 +160,6 @@ def test_stop_ends_the_running_render_after_its_current_step_and_the_next_render
     assert runs[1:] == [{"steps": 4, "done": 4}]
 
 
-AU6, AU12 = "AU6 · Cheek Raiser", "AU12 · Lip Corner Puller"
-
-
-def prompt_box(page):
-    return page.get_by_role("textbox", name=re.compile("^Prompt"))  # its name goes on with the info line
-
-
-def block(page, label: str):
-    """The component whose block label is exactly `label` (a gallery, an image, an image slider)."""
-    block_label = page.get_by_test_id("block-label").filter(has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
-    return page.locator(".block").filter(has=block_label)
-
-
-def fetch(page, url: str, path: Path) -> Path:
-    """Save a file the page shows (a result, a GIF) to `path`, as served."""
-    path.write_bytes(page.request.get(url).body())
-    return path
-
-
-def download_png(page, path: Path) -> Path:
-    with page.expect_download() as download:
-        page.get_by_role("button", name="Download PNG (settings embedded)").click()
-    download.value.save_as(path)
-    return path
-
-
 def test_a_history_thumbnail_restores_its_image_settings_and_download(page, tmp_path):
     page.get_by_label("Seed", exact=True).fill("7")
     prompt_box(page).fill("a laughing child")
@@ -210,7 +172,7 @@ def test_a_history_thumbnail_restores_its_image_settings_and_download(page, tmp_
     page.get_by_label("Keep seed").uncheck()
     page.get_by_role("button", name="Reset all AUs").click()  # renders with AUs at 0 and a new seed
     thumbnails = page.locator("#history").get_by_role("button", name=re.compile("^Thumbnail"))
-    expect(thumbnails).to_have_count(2, timeout=RENDER_MS)
+    expect(thumbnails).to_have_count(3, timeout=RENDER_MS)  # with the image the page opened with
     assert page.evaluate(RESULT_SRC) != first
     renders = len(page.requests_sent)  # the reset's settings go without the queue; the last request is a render
 
@@ -220,10 +182,21 @@ def test_a_history_thumbnail_restores_its_image_settings_and_download(page, tmp_
     expect(prompt_box(page)).to_have_value("a laughing child")
     expect(page.get_by_label("Keep seed")).to_be_checked()  # else the next render would not reproduce it
     assert page.evaluate(RESULT_SRC) == first
-    stored = read_settings(download_png(page, tmp_path / "restored.png"))
+    stored = read_settings(download_png(page, tmp_path))
     assert (stored["prompt"], stored["seed"], stored["aus"][0]["AU12"]) == ("a laughing child", 7, 2.0)
     render_fn = page.requests_sent[renders - 1]
     assert page.requests_sent[renders:].count(render_fn) == 0  # restoring shows the image, renders nothing
+
+
+def test_history_captions_show_whole(page):
+    page.get_by_label("Seed", exact=True).fill("123456")
+    slider(page, AU6, "number input").fill("1.5")
+    slider(page, AU12, "number input").fill("2.5")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    wait_for_history(page, "AU6=1.5, AU12=2.5 · seed 123456")
+    cut = page.locator("#history .caption-label").evaluate_all(
+        "(captions) => captions.filter((c) => c.scrollWidth > c.clientWidth).map((c) => c.textContent)")
+    assert cut == []
 
 
 def test_the_downloaded_png_carries_the_settings_and_loading_it_restores_them(page, tmp_path):
@@ -235,7 +208,8 @@ def test_the_downloaded_png_carries_the_settings_and_loading_it_restores_them(pa
     page.get_by_role("button", name="Generate", exact=True).click()
     wait_for_history(page, "AU6=1.5, AU12=2.5 · seed 42")
 
-    png = download_png(page, tmp_path / "fineface.png")
+    png = download_png(page, tmp_path)
+    assert png.name == "fineface-seed42-AU6_1.5-AU12_2.5.png"
     stored = read_settings(png)
     assert stored["prompt"] == "a smiling man with a beard" and stored["negative_prompt"] == "blurry"
     assert stored["seed"] == 42 and stored["num_inference_steps"] == 4
@@ -261,16 +235,17 @@ def test_the_downloaded_png_carries_the_settings_and_loading_it_restores_them(pa
 
 
 def test_a_sweep_shows_every_frame_and_an_animation_that_plays_forward_then_back(page, tmp_path):
-    # The tab's own settings (AU12 from 0 to 5 in 8 frames): a value typed into the just-opened tab
+    # The tab's own settings (AU12 from 0 to 5 in 6 frames): a value typed into the just-opened tab
     # was now and then reset to its default while the tab mounted.
     page.get_by_role("tab", name="Sweep").click()
+    # The download button is the Image tab's: the sweep's frames are not what it downloads.
+    expect(page.get_by_role("button", name="Download PNG (settings embedded)")).to_be_hidden()
     page.get_by_role("button", name="Run sweep").click()
 
-    frames = block(page, "Frames").locator("img")
-    expect(frames).to_have_count(8, timeout=RENDER_MS)
-    assert [frame.get_attribute("alt") for frame in frames.all()] == [
-        "AU12=0", "AU12=0.714", "AU12=1.429", "AU12=2.143", "AU12=2.857", "AU12=3.571", "AU12=4.286", "AU12=5"]
-    last = read_settings(fetch(page, frames.nth(7).get_attribute("src"), tmp_path / "last.png"))
+    frames = block(page, "Frames (click one to set the sliders to it)").locator("img")
+    expect(frames).to_have_count(6, timeout=RENDER_MS)
+    assert [frame.get_attribute("alt") for frame in frames.all()] == [f"AU12={value}" for value in range(6)]
+    last = read_settings(fetch(page, frames.nth(5).get_attribute("src"), tmp_path / "last.png"))
     assert last["aus"][0]["AU12"] == 5.0
 
     animation = block(page, "Animation").locator("img")
@@ -278,9 +253,13 @@ def test_a_sweep_shows_every_frame_and_an_animation_that_plays_forward_then_back
     with Image.open(fetch(page, animation.get_attribute("src"), tmp_path / "sweep.gif")) as gif:
         assert gif.info["loop"] == 0  # endless
         loop = [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(gif)]
-    assert len(loop) == 14  # frames 0 to 7, then 6 to 1 on the way back
-    assert all(np.array_equal(loop[14 - k], loop[k]) for k in range(1, 7))
-    assert not np.array_equal(loop[7], loop[0])
+    assert len(loop) == 10  # frames 0 to 5, then 4 to 1 on the way back
+    assert all(np.array_equal(loop[10 - k], loop[k]) for k in range(1, 5))
+    assert not np.array_equal(loop[5], loop[0])
+
+    frames.nth(3).click()  # sets the sliders to that frame and renders it
+    expect(slider(page, AU12, "number input")).to_have_value("3")
+    wait_for_history(page, "AU12=3 · seed 0")
 
 
 def test_before_after_slides_from_the_all_aus_zero_image_to_the_current_one(page, tmp_path, pixels):
@@ -305,33 +284,3 @@ def test_before_after_slides_from_the_all_aus_zero_image_to_the_current_one(page
     wait_for_history(page, "AU12=3.1 · seed 5")
     expect(compared.nth(1)).to_have_attribute("src", page.evaluate(RESULT_SRC))
     assert compared.nth(0).get_attribute("src") == before_url
-
-
-def test_the_first_face_photo_shows_the_face_models_loading_then_the_face(browser, sd21_pipe, identity_pipe, tmp_path):
-    from PIL import ImageDraw
-
-    from fineface_ui.faces import FaceEmbedder
-    from fineface_ui.studio import Studio
-    from fineface_ui.standins.tiny_face_models import write_model_pack
-
-    write_model_pack(tmp_path / "faces")
-    downloading = threading.Event()
-
-    def slow_identity_pipeline():  # stands for the first download of several GB
-        assert downloading.wait(60)
-        return identity_pipe
-
-    face = Image.new("RGB", (320, 320), (30, 30, 30))
-    ImageDraw.Draw(face).rectangle((100, 90, 220, 230), fill=(235, 220, 200))  # a face to the tiny detector
-    face.save(tmp_path / "me.png")
-    studio = Studio(lambda: sd21_pipe, slow_identity_pipeline, lambda: FaceEmbedder(root=tmp_path / "faces"))
-    with running_app(studio) as url:
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.goto(url)
-        page.get_by_text("Face photos (optional)").click()
-        page.locator("#face-photos input[type=file]").set_input_files(tmp_path / "me.png")
-        page.get_by_text("Loading the face pipeline").first.wait_for(timeout=RENDER_MS)
-        downloading.set()
-        page.locator("#face-note").get_by_text("Face found in 1 photo(s)").wait_for(timeout=RENDER_MS)
-        page.close()
-    assert studio.is_loaded("identity")

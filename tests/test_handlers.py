@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 import pytest
 from PIL import Image
 
-from fineface_ui import handlers
+from fineface_ui import handlers, restoring
 from fineface_ui.handlers import PAGE_VALUES, image_key
 from fineface_ui.png_info import save_png
-from fineface_ui.rendering import Backend
+from fineface_ui.before_after import show_before_after
+from fineface_ui.png_info import read_settings
+from fineface_ui.rendering import Backend, generate_readably
 from fineface_ui.session import Session
 from fineface_ui.settings import SPEC, GenerationSettings
 
@@ -34,7 +38,8 @@ def test_with_keep_seed_off_every_render_gets_a_new_seed_and_shows_it(backend, f
     state = Session()
     seeds = []
     for _ in range(3):
-        image, _, _, _, seed, metadata = handlers.render(backend, state, None, False, no_progress, **page(fast, seed=5))
+        image, _, _, _, seed, metadata = handlers.render(backend, state, None, False, False, no_progress,
+                                                         **page(fast, seed=5))
         assert metadata["seed"] == seed
         seeds.append(seed)
     assert len(set(seeds)) == 3 and 5 not in seeds
@@ -43,10 +48,10 @@ def test_with_keep_seed_off_every_render_gets_a_new_seed_and_shows_it(backend, f
 
 def test_with_keep_seed_on_the_same_settings_again_render_nothing(backend, fast):
     state = Session()
-    first = handlers.render(backend, state, None, True, no_progress, **page(fast, seed=5, AU12=2.0))
+    first = handlers.render(backend, state, None, True, False, no_progress, **page(fast, seed=5, AU12=2.0))
     assert first[4] == 5
-    assert handlers.render(backend, state, None, True, no_progress, **page(fast, seed=5, AU12=2.0)) == gr.skip()
-    changed = handlers.render(backend, state, None, True, no_progress, **page(fast, seed=5, AU12=3.0))
+    assert handlers.render(backend, state, None, True, False, no_progress, **page(fast, seed=5, AU12=2.0)) == gr.skip()
+    changed = handlers.render(backend, state, None, True, False, no_progress, **page(fast, seed=5, AU12=3.0))
     assert changed[5]["aus"][0]["AU12"] == 3.0 and len(state.history) == 2
 
 
@@ -87,14 +92,96 @@ def test_restoring_a_face_image_keeps_the_lora_control_that_model_does_not_use(t
         "prompt": "a portrait", "aus": [{"AU12": 3}], "seed": 9, "num_inference_steps": 25,
         "guidance_scale": 7.5, "au_scale": 1.0, "negative_prompt": "", "height": 512, "width": 512,
         "scheduler": "paper", "ip_scale": 0.8, "lora_scale": None, "pipeline": "sd15-identity", "faces": 1})
-    *values, keep_seed = handlers.restore_from_png(str(path))
+    with pytest.warns(UserWarning, match="made with a face photo: add the face again"):
+        *values, keep_seed, preset = restoring.restore_from_png(str(path))
     restored = dict(zip(PAGE_VALUES, values))
     assert restored["lora_scale"] == gr.skip()
     assert (restored["ip_scale"], restored["seed"], restored["AU12"], restored["scheduler"]) == (0.8, 9, 3.0, "paper")
     assert keep_seed is True
+    assert preset is None  # the restored sliders are no preset's
+
+
+def test_a_png_without_settings_leaves_every_control_as_it_was_and_says_why(tmp_path):
+    path = tmp_path / "holiday.png"
+    Image.new("RGB", (8, 8)).save(path)
+    with pytest.warns(UserWarning, match="holiday.png has no FineFace settings"):
+        outputs = restoring.restore_from_png(str(path))
+    assert outputs == [gr.skip()] * (len(PAGE_VALUES) + 2)
+
+
+def test_the_download_is_named_by_the_seed_and_the_aus_in_use(backend, fast):
+    image, _, _, download, _, _ = handlers.render(backend, Session(), None, True, False, no_progress,
+                                         **page(fast, seed=7, AU6=2.5, AU12=4.0))
+    path = Path(download["value"])
+    assert path.name == "fineface-seed7-AU6_2.5-AU12_4.png"
+    assert path.read_bytes() == Path(image).read_bytes()
 
 
 def test_a_preset_sets_all_twelve_aus_and_an_unknown_one_changes_nothing():
     happiness = handlers.apply_preset("Happiness")
     assert len(happiness) == 12 and happiness[handlers.AU_NAMES.index("AU12")] == 4.0
     assert handlers.apply_preset("no such preset") == [gr.skip()] * 12
+
+
+def test_the_before_image_is_rendered_only_when_the_before_after_view_asks_for_it(random_studio, fast):
+    batches = []
+
+    def generate(studio, settings, photos, on_step):
+        batches.append(len(settings.aus))
+        return generate_readably(studio, settings, photos, on_step)
+
+    backend, state = Backend(random_studio, generate=generate), Session()
+    image, compare, *_ = handlers.render(backend, state, None, True, False, no_progress, **page(fast, AU12=2.0))
+    assert batches == [1] and compare is None  # the view is not shown: no twin
+    before, after = show_before_after(backend, state, no_progress)  # the view opens: the twin now
+    assert batches == [1, 1] and after == image and not any(read_settings(before)["aus"][0].values())
+    assert show_before_after(backend, state, no_progress) == (before, after) and batches == [1, 1]
+
+    image, compare, *_ = handlers.render(backend, state, None, True, True, no_progress, **page(fast, AU12=3.0))
+    assert batches == [1, 1, 1] and compare == (before, image)  # only an AU changed: the same twin
+    image, compare, *_ = handlers.render(backend, state, None, True, True, no_progress, **page(fast, seed=8, AU12=3.0))
+    assert batches[-1] == 2 and compare[1] == image  # a new seed, with the view shown: one batch of two
+
+
+def clicked_in_history(result, index):
+    """The event of a click on a history thumbnail, as the page sends it: the page's index, and the
+    shown file, Gradio's cached copy of the result."""
+    return gr.SelectData(None, {"index": index, "value": {"image": {"path": f"/cache/0f3a/{result.path.name}"},
+                                                          "caption": handlers.caption(result.metadata)}})
+
+
+def test_a_history_click_restores_the_image_clicked_even_after_a_render_shifted_the_gallery(backend, fast):
+    state = Session()
+    handlers.render(backend, state, None, True, False, no_progress, **page(fast, AU12=2.0))
+    clicked = state.history[0]
+    handlers.render(backend, state, None, True, False, no_progress, **page(fast, AU12=4.0))  # ends before the click
+    # The page sends the index it showed (0, now the newer image) and Gradio's cached copy of the file.
+    restored = restoring.restore_from_history(state, clicked_in_history(clicked, index=0))
+    assert dict(zip(PAGE_VALUES, restored))["AU12"] == 2.0 and restored[-1] == clicked.metadata
+
+
+
+def test_a_history_click_puts_the_face_photos_of_that_image_back(backend, fast, tmp_path):
+    state = Session()
+    handlers.render(backend, state, None, True, False, no_progress, **page(fast, AU12=2.0))
+    photo = tmp_path / "me.png"
+    Image.new("RGB", (8, 8)).save(photo)
+    state.history[0].key = (state.history[0].key[0], (str(photo),))  # as if made with this photo
+    photos_at = len(PAGE_VALUES) + 2
+    assert restoring.restore_from_history(state, clicked_in_history(state.history[0], 0))[photos_at] == [str(photo)]
+    photo.unlink()
+    with pytest.warns(UserWarning, match="add the face again"):
+        assert restoring.restore_from_history(state, clicked_in_history(state.history[0], 0))[photos_at] == gr.skip()
+
+
+def test_an_uploaded_photo_moves_into_the_tab_and_leaves_with_it(backend, tmp_path):
+    from tests.app_fixtures import blank_photo
+
+    upload = blank_photo(tmp_path / "wall.png")  # stands for the file in Gradio's upload cache
+    state = Session()
+    _, note = handlers.show_faces(backend, state, [str(upload)], no_progress)
+    assert "No face found" in note and "wall.png" in note  # the copy keeps the photo's name
+    copy = state.photos[str(upload)]
+    assert copy.is_file() and not upload.exists()
+    backend.outputs.close(state)
+    assert not copy.exists() and not state.folder.exists()

@@ -1,0 +1,42 @@
+"""A result's PNG under a readable name, for the download button.
+
+Result files are named by a random id (several tabs write into one folder). The browser saves a
+download under the served file's own name (Gradio sends it in Content-Disposition, which wins over
+the page's download attribute), so the button gets a hard link to the result named for what it is.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from .aus import au_dict
+
+# Gradio copies a file into its own cache when it sends it to the page, so a link is needed only
+# until then; an hour is ample, and bounds the folder on a long-running server.
+LINK_AGE_S = 3600
+
+
+def download_name(metadata: dict[str, Any]) -> str:
+    """'fineface-seed7-AU6_2.5-AU12_4.png': the seed and the non-zero AUs of one image's settings."""
+    aus = "".join(f"-{name}_{value:g}" for name, value in au_dict(metadata["aus"][0]).items() if value != 0)
+    return f"fineface-seed{metadata['seed']}{aus}.png"
+
+
+def named_link(path: Path, metadata: dict[str, Any]) -> Path:
+    """A hard link to the result at `path`, named by download_name; links older than LINK_AGE_S go."""
+    downloads = path.parent / "downloads"
+    downloads.mkdir(exist_ok=True)
+    limit = time.time() - LINK_AGE_S
+    for folder in downloads.iterdir():
+        if folder.stat().st_mtime < limit:
+            shutil.rmtree(folder, ignore_errors=True)
+    # One folder per result: two images may share a name (same seed and AUs, another prompt).
+    link = downloads / path.stem / download_name(metadata)
+    link.parent.mkdir(exist_ok=True)
+    if not link.exists():
+        os.link(path, link)
+    return link
