@@ -66,6 +66,7 @@ def render(backend: Backend, state: Session, photo_paths: list[str] | None, keep
     result = save_result(backend, output, len(output.images) - 1, key)
     twin = save_result(backend, output, 0, neutral_key) if with_twin else result if key == neutral_key else None
     backend.outputs.discard(state.remember(result, twin))
+    warn_about_cut_text(result.metadata)
     return (str(result.path), shown_pair(state), history_items(state), download_update(result), settings.seed,
             result.metadata)
 
@@ -103,6 +104,14 @@ def sweep_values(base: dict[str, float], au: str, start: Any, stop: Any, frames:
     return [{**base, name: round(float(value), 3)} for value in np.linspace(start, stop, int(frames))]
 
 
+def warn_about_cut_text(metadata: dict[str, Any]) -> None:
+    """Say when CLIP could not read the whole prompt: its end silently did nothing."""
+    for name, count in metadata.get("tokens_dropped", {}).items():
+        if count:
+            gr.Warning(f"The {name.replace('_', ' ')} is {count} token(s) longer than CLIP reads (77 tokens); "
+                       "its end was left out. Shorten it, or put what matters first.")
+
+
 def render_sweep(backend: Backend, state: Session, photo_paths: list[str] | None, au: str, start: float,
                  stop: float, frames: int, progress: gr.Progress = gr.Progress(track_tqdm=True), **values: Any) -> Any:
     """The sweep's frames as a gallery and a looping GIF."""
@@ -116,6 +125,7 @@ def render_sweep(backend: Backend, state: Session, photo_paths: list[str] | None
     backend.outputs.discard(state.sweep_files)
     paths = [backend.outputs.png(picture, output.metadata_for(i)) for i, picture in enumerate(output.images)]
     state.sweep_files = [*paths, backend.outputs.gif(output.images)]
+    warn_about_cut_text(output.metadata)
     name = canonical_name(au)
     gallery = [(str(path), f"{name}={frame[name]:g}") for path, frame in zip(paths, settings.aus)]
     return gallery, str(state.sweep_files[-1])

@@ -275,8 +275,15 @@ class FineFacePipeline:
             torch.cuda.empty_cache()
             raise GPUMemoryError(GPUMemoryError.MESSAGE) from None
 
+    def tokens_dropped(self, text: str) -> int:
+        """How many tokens of `text` CLIP cannot see: the text encoder reads at most 77, the rest is cut."""
+        return max(0, len(self.sd.tokenizer(text).input_ids) - self.sd.tokenizer.model_max_length)
+
     def _metadata(self, settings: GenerationSettings, face_embeds: torch.Tensor | None) -> dict[str, Any]:
         faces = {"faces": 0 if face_embeds is None else len(face_embeds)} if self.identity is not None else {}
+        dropped = {name: self.tokens_dropped(getattr(settings, name)) for name in ("prompt", "negative_prompt")}
+        # Recorded only when text was cut, so that the image's settings say what it was really made from.
+        cut = {"tokens_dropped": dropped} if any(dropped.values()) else {}
         return {
             **settings.as_dict(),
             "lora_scale": self.lora.scale if self.lora is not None else None,  # the strength actually fused
@@ -286,5 +293,6 @@ class FineFacePipeline:
             "dtype": str(self.dtype).removeprefix("torch."),
             "versions": library_versions(),
             **faces,
+            **cut,
         }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import gradio as gr
@@ -185,3 +186,18 @@ def test_an_uploaded_photo_moves_into_the_tab_and_leaves_with_it(backend, tmp_pa
     assert copy.is_file() and not upload.exists()
     backend.outputs.close(state)
     assert not copy.exists() and not state.folder.exists()
+
+
+def test_a_prompt_longer_than_clip_reads_gets_a_warning_naming_the_count(backend, fast):
+    long_prompt = "a close-up photo of a smiling woman in a park " * 12
+    with pytest.warns(UserWarning, match=r"The prompt is \d+ token\(s\) longer than CLIP reads"):
+        handlers.render(backend, Session(), None, True, False, no_progress, **page(fast, prompt=long_prompt))
+
+
+def test_random_weight_images_name_no_server_folder(backend, fast):
+    image, *_, metadata = handlers.render(backend, Session(), None, True, False, no_progress, **page(fast, seed=3))
+    with Image.open(image) as png:
+        stored = " ".join(str(value) for value in png.info.values())
+    for text in (json.dumps(metadata), stored):
+        assert "/tmp" not in text and str(backend.outputs.root) not in text
+    assert metadata["models"]["FINEFACE_BASE_MODEL"] == {"repo": "sd21-base", "revision": "local"}

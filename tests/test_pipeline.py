@@ -196,3 +196,11 @@ def test_to_casts_every_component_even_when_the_unet_already_has_the_dtype(sd21_
     assert {name: {p.dtype for p in module.parameters()} for name, module in modules.items()} == {
         name: {torch.float16} for name in modules}
     assert pipe.dtype == torch.float16
+
+
+def test_text_longer_than_clip_reads_is_recorded_with_the_count_cut(sd21_pipe, fast):
+    long_prompt = "a close-up photo of a smiling woman in a park " * 12
+    seen = len(sd21_pipe.sd.tokenizer(long_prompt).input_ids)
+    out = sd21_pipe(long_prompt, None, negative_prompt="blurry", seed=1, **fast)
+    assert out.metadata["tokens_dropped"] == {"prompt": seen - 77, "negative_prompt": 0} and seen > 77
+    assert "tokens_dropped" not in sd21_pipe("a face", None, seed=1, **fast).metadata
