@@ -12,6 +12,11 @@ import pytest
 from tests.app_fixtures import running_app
 
 CHROMIUM = Path("/usr/bin/chromium")
+# Every browser test module: `pytestmark = BROWSER_TESTS`.
+BROWSER_TESTS = [
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium: apt-get install chromium"),
+    pytest.mark.filterwarnings("ignore::FutureWarning"),
+]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 RESULT_SRC = "document.querySelector('#result img')?.src ?? null"

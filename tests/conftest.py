@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -68,3 +69,26 @@ def pixels():
         return np.asarray(image.convert("RGB"), dtype=np.int16)
 
     return as_array
+
+
+@pytest.fixture(scope="session")
+def attention_spy():
+    """`with attention_spy(unet, record):` calls `record(processor name, processor)` before every
+    attention processor of `unet` runs; yields the processors as they were, restored on exit."""
+    @contextmanager
+    def spying(unet, record):
+        originals = dict(unet.attn_processors)
+
+        def spy(name, processor):
+            def call(attn, hidden_states, encoder_hidden_states=None, **kwargs):
+                record(name, processor)
+                return processor(attn, hidden_states, encoder_hidden_states, **kwargs)
+            return call
+
+        unet.set_attn_processor({name: spy(name, processor) for name, processor in originals.items()})
+        try:
+            yield originals
+        finally:
+            unet.set_attn_processor(dict(originals))  # diffusers empties the dict it is given
+
+    return spying

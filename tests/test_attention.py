@@ -96,22 +96,14 @@ def test_au_encoder_token_is_values_then_linear_then_zeros_and_stays_fp16():
     assert encoder.half()(values.half()).dtype == torch.float16
 
 
-def test_au_vector_reaches_every_cross_attention_layer_and_no_self_attention_layer(sd21_pipe, fast):
+def test_au_vector_reaches_every_cross_attention_layer_and_no_self_attention_layer(sd21_pipe, fast, attention_spy):
     seen = {}
 
-    def spy(name, original):
-        def call(attn, hidden_states, encoder_hidden_states=None, **kwargs):
-            seen[name] = original._au_term.clone() if hasattr(original, "_au_term") else None
-            return original(attn, hidden_states, encoder_hidden_states, **kwargs)
-        return call
+    def record(name, processor):
+        seen[name] = processor._au_term.clone() if hasattr(processor, "_au_term") else None
 
-    unet = sd21_pipe.sd.unet
-    originals = dict(unet.attn_processors)
-    unet.set_attn_processor({name: spy(name, proc) for name, proc in originals.items()})
-    try:
+    with attention_spy(sd21_pipe.sd.unet, record) as originals:
         sd21_pipe("a face", {"AU12": 4}, seed=1, **{**fast, "num_inference_steps": 1})
-    finally:
-        unet.set_attn_processor(dict(originals))  # diffusers empties the dict it is given
     cross = {name for name in originals if name.endswith("attn2.processor")}
     assert cross == set(sd21_pipe.adapters)
     assert {name for name, term in seen.items() if term is not None} == cross

@@ -7,21 +7,17 @@ import shutil
 import threading
 
 import numpy as np
-import pytest
 from PIL import Image, ImageSequence
 from playwright.sync_api import expect
 
 from fineface_ui.png_info import A1111_KEY, read_settings
 
-from tests.browser_page import (AU6, AU12, CHROMIUM, RENDER_MS, RESULT_SRC, block, download_png, fetch, prompt_box,
+from tests.browser_page import (AU6, AU12, BROWSER_TESTS, RENDER_MS, RESULT_SRC, block, download_png, fetch, prompt_box,
                                 render_and_wait, slider, wait_for_first_image, wait_for_history)
 
 pytest_plugins = ["tests.browser_page"]  # its fixtures: app_url, browser, page
 
-pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium: apt-get install chromium"),
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-]
+pytestmark = BROWSER_TESTS
 
 
 def test_keyboard_and_drag_on_a_slider_rerender_the_image_once(page, tmp_path):

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import threading
 
-import pytest
 from PIL import Image
 
 from tests.app_fixtures import blank_photo, running_app
-from tests.browser_page import CHROMIUM, RENDER_MS, wait_for_first_image
+from tests.browser_page import BROWSER_TESTS, RENDER_MS, wait_for_first_image
 
 pytest_plugins = ["tests.browser_page"]  # its fixtures: app_url, browser, page
 
-pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium: apt-get install chromium"),
-    pytest.mark.filterwarnings("ignore::FutureWarning"),
-]
+pytestmark = BROWSER_TESTS
 
 
 def test_a_photo_without_a_face_says_so(page, tmp_path):

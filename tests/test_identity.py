@@ -74,32 +74,24 @@ def test_several_photos_concatenate_their_identity_tokens(identity_pipe):
     torch.testing.assert_close(tokens[2], photo_by_photo)
 
 
-def identity_kv_per_layer(pipe, face, fast, ip_scale=0.6):
+def identity_kv_per_layer(pipe, face, fast, attention_spy, ip_scale=0.6):
     """Each FineFace layer's identity K and V as the layer reads them while denoising (one step, guided)."""
     seen = {}
 
-    def spy(name, processor):
-        def call(attn, hidden_states, encoder_hidden_states=None, **kwargs):
-            if getattr(processor, "_identity_kv", None) is not None:  # FineFace layers in a face request
-                seen.setdefault(name, tuple(t.clone() for t in processor._identity_kv))
-            return processor(attn, hidden_states, encoder_hidden_states, **kwargs)
-        return call
+    def record(name, processor):
+        if getattr(processor, "_identity_kv", None) is not None:  # FineFace layers in a face request
+            seen.setdefault(name, tuple(t.clone() for t in processor._identity_kv))
 
-    unet = pipe.sd.unet
-    originals = dict(unet.attn_processors)
-    unet.set_attn_processor({name: spy(name, proc) for name, proc in originals.items()})
-    try:
+    with attention_spy(pipe.sd.unet, record):
         pipe("a portrait", {"AU12": 2}, face_embeds=face, ip_scale=ip_scale, seed=1,
              **{**fast, "num_inference_steps": 1})
-    finally:
-        unet.set_attn_processor(dict(originals))  # diffusers empties the dict it is given
     return seen
 
 
-def test_each_face_reaches_every_cross_attention_layer_in_the_conditioned_images(identity_pipe, fast):
+def test_each_face_reaches_every_cross_attention_layer_in_the_conditioned_images(identity_pipe, fast, attention_spy):
     faces = torch.nn.functional.normalize(torch.randn(2, 512, generator=torch.Generator().manual_seed(5)), dim=1)
     project = identity_pipe.identity.projection
-    first, second = (identity_kv_per_layer(identity_pipe, face[None], fast) for face in faces)
+    first, second = (identity_kv_per_layer(identity_pipe, face[None], fast, attention_spy) for face in faces)
     assert set(first) == set(second) == set(identity_pipe.adapters)
     with torch.no_grad():
         for name, adapter in identity_pipe.adapters.items():
