@@ -72,7 +72,8 @@ class FineFacePipeline:
         self.lora = lora  # None: this variant has no LoRA
         self.identity = identity  # None: this variant takes no face
         self.schedulers = build_schedulers(sd.scheduler)
-        self._prompt_cache: OrderedDict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
+        # (prompt, negative prompt) -> their embeddings and how many tokens of each CLIP cut off
+        self._prompt_cache: OrderedDict[tuple[str, str], tuple] = OrderedDict()
         # One denoising loop at a time: the adapters hold the running request's terms.
         self._lock = threading.Lock()
         self._fast: list[WarmedForward] = []  # routed UNet/VAE forwards (acceleration.py), empty when off
@@ -194,13 +195,13 @@ class FineFacePipeline:
         with self._lock:
             if self.lora is not None and settings.lora_scale is not None and settings.lora_scale != self.lora.scale:
                 self.lora.set_scale(settings.lora_scale)
-            prompts = self._prompt_embeddings(settings.prompt, settings.negative_prompt)
+            *prompts, dropped = self._prompt_embeddings(settings.prompt, settings.negative_prompt)
             steps = settings.num_inference_steps
             total = steps * math.ceil(len(settings.aus) / self.images_per_batch)
             images: list[Image.Image] = []
             for index, batch in in_batches(settings, self.images_per_batch):
                 images += self._run_batch(batch, face_embeds, prompts, step_reporter(on_step, total, index * steps))
-        return FineFaceOutput(images=images, metadata=self._metadata(settings, face_embeds))
+        return FineFaceOutput(images=images, metadata=self._metadata(settings, face_embeds, dropped))
 
     def _run_batch(self, settings: GenerationSettings, face_embeds: torch.Tensor | None,
                    prompts: tuple[torch.Tensor, torch.Tensor], report: Callable[..., dict] | None) -> list[Image.Image]:
@@ -212,12 +213,14 @@ class FineFacePipeline:
             for adapter in self.adapters.values():
                 adapter.end_request()
 
-    def _prompt_embeddings(self, prompt: str, negative_prompt: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """CLIP embeddings of the prompt and the negative prompt, kept so a slider move skips the text encoder."""
+    def _prompt_embeddings(self, prompt: str, negative_prompt: str) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """CLIP embeddings of the prompt and the negative prompt, and the tokens CLIP cut from each; kept,
+        so that a slider move skips the tokenizer and the text encoder."""
         key = (prompt, negative_prompt)
         if key not in self._prompt_cache:
             positive, negative = self.sd.encode_prompt(prompt, self.device, 1, True, negative_prompt)
-            self._prompt_cache[key] = (positive, negative)
+            dropped = {"prompt": self.tokens_dropped(prompt), "negative_prompt": self.tokens_dropped(negative_prompt)}
+            self._prompt_cache[key] = (positive, negative, dropped)
             if len(self._prompt_cache) > PROMPT_CACHE_SIZE:
                 self._prompt_cache.popitem(last=False)
         self._prompt_cache.move_to_end(key)
@@ -279,9 +282,8 @@ class FineFacePipeline:
         """How many tokens of `text` CLIP cannot see: the text encoder reads at most 77, the rest is cut."""
         return max(0, len(self.sd.tokenizer(text).input_ids) - self.sd.tokenizer.model_max_length)
 
-    def _metadata(self, settings: GenerationSettings, face_embeds: torch.Tensor | None) -> dict[str, Any]:
+    def _metadata(self, settings: GenerationSettings, face_embeds: Any, dropped: dict[str, int]) -> dict[str, Any]:
         faces = {"faces": 0 if face_embeds is None else len(face_embeds)} if self.identity is not None else {}
-        dropped = {name: self.tokens_dropped(getattr(settings, name)) for name in ("prompt", "negative_prompt")}
         # Recorded only when text was cut, so that the image's settings say what it was really made from.
         cut = {"tokens_dropped": dropped} if any(dropped.values()) else {}
         return {
