@@ -52,13 +52,28 @@ def check_keys(path: Path, state: Mapping[str, object], expected: Shapes) -> Non
         for key, shape in expected.items()
         if key in state and _shape(state[key]) != list(shape)
     ]
+    problems = _key_problems(missing, unexpected)
+    if wrong_shape:
+        problems.append(f"{len(wrong_shape)} wrong shape(s): {'; '.join(wrong_shape[:3])}")
+    _raise_if_any(path, problems)
+
+
+def check_loading_info(path: Path, loading_info: Mapping[str, list]) -> None:
+    """Raise when diffusers' `from_pretrained(output_loading_info=True)` left a weight of the model
+    unloaded (diffusers only warns, and the weight stays random) or ignored a key of the file."""
+    _raise_if_any(path, _key_problems(sorted(loading_info["missing_keys"]), sorted(loading_info["unexpected_keys"])))
+
+
+def _key_problems(missing: list[str], unexpected: list[str]) -> list[str]:
     problems = []
     if missing:
         problems.append(f"{len(missing)} missing key(s), e.g. {', '.join(missing[:3])}")
     if unexpected:
         problems.append(f"{len(unexpected)} unexpected key(s), e.g. {', '.join(unexpected[:3])}")
-    if wrong_shape:
-        problems.append(f"{len(wrong_shape)} wrong shape(s): {'; '.join(wrong_shape[:3])}")
+    return problems
+
+
+def _raise_if_any(path: Path, problems: list[str]) -> None:
     if problems:
         raise CheckpointError(
             f"{display_name(path)} does not match the model it is loaded into: {'; '.join(problems)}. "

@@ -1,4 +1,5 @@
-"""From local files to a pipeline's parts: the diffusers base pipeline and the AU adapter.
+"""From local files to a pipeline's parts: the diffusers base pipeline (with its separate VAE, when the
+variant has one), the AU adapter and the TAESD preview decoder.
 
 weights.py finds the files; checkpoints.py reads them with every key checked; this module builds
 the models they fill. FineFacePipeline.from_pretrained composes these per variant (variants.py).
@@ -7,21 +8,22 @@ the models they fill. FineFacePipeline.from_pretrained composes these per varian
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, TypeVar
 
 import torch
-from diffusers import StableDiffusionPipeline
+from diffusers import AutoencoderKL, AutoencoderTiny, ModelMixin, StableDiffusionPipeline
 from safetensors import SafetensorError
 from torch import nn
 
 from .attention import FineFaceAttnProcessor, install_processors
 from .au_encoder import AUEncoder
-from .checkpoints import corrupt_file_error, load_checked, load_parameters, read_state_dict
-from .model_sources import Weight
+from .checkpoints import check_loading_info, corrupt_file_error, load_checked, load_parameters, read_state_dict
+from .model_sources import MODEL_WEIGHTS_FILE, Weight
 from .variants import Variant
 from .weights import provenance
 
 AU_BRANCH_KEYS = ("au_to_k.weight", "au_to_v.weight")
+Model = TypeVar("Model", bound=ModelMixin)
 
 
 def default_device_and_dtype(device: str | torch.device | None, dtype: torch.dtype | None) -> tuple[torch.device, torch.dtype]:
@@ -45,23 +47,37 @@ def load_component(loader: Any, folder: Path, dtype: torch.dtype, **options: Any
         raise corrupt_file_error(folder, error) from error
 
 
-def load_base_pipeline(folder: Path, dtype: torch.dtype, **components: Any) -> StableDiffusionPipeline:
-    """The diffusers pipeline from a local folder; FineFace needs no safety checker or image encoder."""
+def load_model(model_class: type[Model], folder: Path, dtype: torch.dtype) -> Model:
+    """A single diffusers model saved at the folder's root, every key of its weights file checked."""
+    model, loading_info = load_component(model_class, folder, dtype, output_loading_info=True)
+    check_loading_info(folder / MODEL_WEIGHTS_FILE, loading_info)
+    return model
+
+
+def load_preview_decoder(folder: Path, dtype: torch.dtype) -> AutoencoderTiny:
+    """TAESD, the tiny decoder of live previews, from a local folder."""
+    return load_model(AutoencoderTiny, folder, dtype)
+
+
+def load_base_pipeline(folder: Path, dtype: torch.dtype, vae_folder: Path | None = None) -> StableDiffusionPipeline:
+    """The diffusers pipeline from a local folder, with the VAE of `vae_folder` when the variant has its own;
+    FineFace needs no safety checker or image encoder."""
+    vae = {"vae": load_model(AutoencoderKL, vae_folder, dtype)} if vae_folder is not None else {}
     sd = load_component(StableDiffusionPipeline, folder, dtype, safety_checker=None, feature_extractor=None,
-                        requires_safety_checker=False, **components)
+                        requires_safety_checker=False, **vae)
     sd.set_progress_bar_config(disable=True)  # progress goes through on_step instead
     return sd
 
 
-def cast_components(sd: StableDiffusionPipeline, device: torch.device | str, dtype: torch.dtype) -> None:
-    """Move every model of the pipeline to `device` and cast each one not already in `dtype`. Per model,
+def cast_components(models: Iterable[Any], device: torch.device | str, dtype: torch.dtype) -> None:
+    """Move every model among `models` to `device` and cast each one not already in `dtype`. Per model,
     not diffusers' pipeline.to: its cast can skip models, and casting a model already in `dtype` makes it warn."""
-    for component in sd.components.values():
-        if isinstance(component, nn.Module):
-            if all(parameter.dtype == dtype for parameter in component.parameters()):
-                component.to(device)
+    for model in models:
+        if isinstance(model, nn.Module):
+            if all(parameter.dtype == dtype for parameter in model.parameters()):
+                model.to(device)
             else:
-                component.to(device, dtype)
+                model.to(device, dtype)
 
 
 def load_au_adapter(unet: nn.Module, variant: Variant, encoder_path: Path, adapter_path: Path,

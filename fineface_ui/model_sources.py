@@ -17,6 +17,9 @@ DEFAULT_REPOS = {
     "FINEFACE_SD15_BASE_MODEL": "SG161222/Realistic_Vision_V4.0_noVAE",
     "FINEFACE_SD15_VAE": "stabilityai/sd-vae-ft-mse",
     "FINEFACE_IP_ADAPTER": "h94/IP-Adapter-FaceID",
+    # TAESD, the tiny decoder of live previews (MIT licence). It decodes SD 1.x and 2.x latents alike,
+    # so both pipelines load the same one.
+    "FINEFACE_PREVIEW_DECODER": "madebyollin/taesd",
 }
 
 # The FineFace files of each pipeline in the FINEFACE_WEIGHTS repo (the SD 1.5 variant has no LoRA).
@@ -37,8 +40,9 @@ COMPONENT_FILES = {
 }
 # A tokenizer may also be saved as tokenizer.json alone, so downloads match its folder by glob.
 COMPONENT_PATTERNS = {**COMPONENT_FILES, "tokenizer": ["tokenizer/*"]}
-# A VAE-only repo (sd-vae-ft-mse) keeps its files at the root.
-VAE_FILES = ["config.json", "diffusion_pytorch_model.safetensors"]
+# A single-model repo (the VAE sd-vae-ft-mse, TAESD) keeps its files at the root.
+MODEL_WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
+VAE_FILES = ["config.json", MODEL_WEIGHTS_FILE]
 SD_COMPONENTS = ("scheduler", "text_encoder", "tokenizer", "unet", "vae")
 # The face pipeline takes its VAE from FINEFACE_SD15_VAE, so the base repo's own VAE is never loaded.
 SD15_COMPONENTS = ("scheduler", "text_encoder", "tokenizer", "unet")
@@ -55,7 +59,7 @@ class Weight:
     """One file of a Hub repo or local folder, or (filename None) a diffusers-layout folder.
 
     `variable` is the environment variable that points this model elsewhere (named in error messages).
-    `components` are the folders of a pipeline repo that get loaded; none means a VAE-only repo.
+    `components` are the folders of a pipeline repo that get loaded; none means a single-model repo (VAE_FILES).
     """
 
     repo: str
@@ -83,21 +87,29 @@ def repo_for(variable: str, override: str | os.PathLike | None = None) -> str:
     return os.environ.get(variable, DEFAULT_REPOS[variable])
 
 
+def preview_decoder_weight(preview_decoder: str | os.PathLike | None = None) -> Weight:
+    """TAESD (a diffusers AutoencoderTiny), which decodes the latents of live previews."""
+    return Weight(repo_for("FINEFACE_PREVIEW_DECODER", preview_decoder), variable="FINEFACE_PREVIEW_DECODER")
+
+
 def text_weights(base_model: str | os.PathLike | None = None,
-                 fineface_weights: str | os.PathLike | None = None) -> dict[str, Weight]:
+                 fineface_weights: str | os.PathLike | None = None,
+                 preview_decoder: str | os.PathLike | None = None) -> dict[str, Weight]:
     """What the text + AUs pipeline (SD 2.1-base) loads, by role."""
     fineface = repo_for("FINEFACE_WEIGHTS", fineface_weights)
     return {
         "base_model": Weight(repo_for("FINEFACE_BASE_MODEL", base_model), variable="FINEFACE_BASE_MODEL",
                              components=SD_COMPONENTS),
         **{role: Weight(fineface, name, "FINEFACE_WEIGHTS") for role, name in SD21_FINEFACE_FILES.items()},
+        "preview_decoder": preview_decoder_weight(preview_decoder),
     }
 
 
 def identity_weights(base_model: str | os.PathLike | None = None,
                      fineface_weights: str | os.PathLike | None = None,
                      ip_adapter_weights: str | os.PathLike | None = None,
-                     vae: str | os.PathLike | None = None) -> dict[str, Weight]:
+                     vae: str | os.PathLike | None = None,
+                     preview_decoder: str | os.PathLike | None = None) -> dict[str, Weight]:
     """What the text + face + AUs pipeline (SD 1.5 + IP-Adapter-FaceID) loads, by role."""
     fineface = repo_for("FINEFACE_WEIGHTS", fineface_weights)
     return {
@@ -107,6 +119,7 @@ def identity_weights(base_model: str | os.PathLike | None = None,
         **{role: Weight(fineface, name, "FINEFACE_WEIGHTS") for role, name in SD15_FINEFACE_FILES.items()},
         "ip_adapter": Weight(repo_for("FINEFACE_IP_ADAPTER", ip_adapter_weights), IP_ADAPTER_FILE,
                              "FINEFACE_IP_ADAPTER"),
+        "preview_decoder": preview_decoder_weight(preview_decoder),
     }
 
 

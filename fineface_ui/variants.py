@@ -39,13 +39,13 @@ class Variant:
 
 
 # Text + AUs: SD 2.1-base, AU encoder Linear(12, 64) zero-padded to the 1024-wide token, rank-32 LoRA.
-SD21_TEXT = Variant("sd21", text_weights, ("base_model", "fineface_weights"), au_encoder_width=64,
+SD21_TEXT = Variant("sd21", text_weights, ("base_model", "fineface_weights", "preview_decoder"), au_encoder_width=64,
                     lora=True, identity_adapter=False, separate_vae=False)
 # Text + face + AUs: Realistic Vision 4.0 (SD 1.5) with sd-vae-ft-mse; AU encoder Linear(12, 756)
 # filling the 768-wide token; no LoRA; IP-Adapter-FaceID portrait for the face.
 SD15_IDENTITY = Variant("sd15-identity", identity_weights,
-                        ("base_model", "fineface_weights", "ip_adapter_weights", "vae"), au_encoder_width=None,
-                        lora=False, identity_adapter=True, separate_vae=True)
+                        ("base_model", "fineface_weights", "ip_adapter_weights", "vae", "preview_decoder"),
+                        au_encoder_width=None, lora=False, identity_adapter=True, separate_vae=True)
 VARIANTS = {variant.name: variant for variant in (SD21_TEXT, SD15_IDENTITY)}
 
 

@@ -18,8 +18,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def sd21_files(tmp_path_factory):
     from fineface_ui.standins.tiny_models import write_sd21_fineface
 
-    base, fineface = write_sd21_fineface(tmp_path_factory.mktemp("sd21"))
-    return {"base_model": base, "fineface_weights": fineface}
+    return write_sd21_fineface(tmp_path_factory.mktemp("sd21"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def preview_decoder_variable(tmp_path_factory):
+    """FINEFACE_PREVIEW_DECODER names a tiny TAESD folder, as a user points a model at a local folder: code
+    given only some of the sources (the CLI's flags, a base model and FineFace folder) loads it, not the Hub's."""
+    from fineface_ui.standins.tiny_models import write_preview_decoder
+
+    folder = write_preview_decoder(tmp_path_factory.mktemp("preview-decoder") / "taesd")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FINEFACE_PREVIEW_DECODER", str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")

@@ -77,9 +77,10 @@ class FakeHub:
     def client_env(self, hf_home: Path, **extra: str) -> dict[str, str]:
         """This process's environment for a fresh interpreter that downloads from this hub into `hf_home`.
 
-        huggingface_hub reads HF_ENDPOINT and HF_HUB_OFFLINE when imported, hence a fresh process.
+        huggingface_hub reads HF_ENDPOINT and HF_HUB_OFFLINE when imported, hence a fresh process. No
+        FINEFACE_* variable is passed on (only `extra`'s), so every model comes from this hub.
         """
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_", "FINEFACE_"))
                and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
         env.update({"HF_ENDPOINT": self.url, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "0",
                     "HF_HUB_DISABLE_TELEMETRY": "1", "NO_PROXY": "127.0.0.1,localhost",

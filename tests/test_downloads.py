@@ -23,6 +23,7 @@ from tests.fake_hub import FakeHub, fake_sha
 SD21_BASE = DEFAULT_REPOS["FINEFACE_BASE_MODEL"]
 FINEFACE = DEFAULT_REPOS["FINEFACE_WEIGHTS"]
 IP_ADAPTER = DEFAULT_REPOS["FINEFACE_IP_ADAPTER"]
+TAESD = DEFAULT_REPOS["FINEFACE_PREVIEW_DECODER"]
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,7 @@ def hub_repos(sd21_files, sd15_files, tmp_path_factory) -> dict[str, Path]:
         DEFAULT_REPOS["FINEFACE_SD15_BASE_MODEL"]: sd15_files["base_model"],
         DEFAULT_REPOS["FINEFACE_SD15_VAE"]: sd15_files["vae"],
         IP_ADAPTER: sd15_files["ip_adapter_weights"],
+        TAESD: sd21_files["preview_decoder"],
     }
 
 
@@ -74,6 +76,7 @@ def test_download_fills_the_cache_and_generate_then_runs_offline_from_it(hub_rep
     models = read_settings(out)["models"]
     assert models["FINEFACE_BASE_MODEL"] == {"repo": SD21_BASE, "revision": fake_sha(SD21_BASE)}
     assert models["FINEFACE_WEIGHTS"] == {"repo": FINEFACE, "revision": fake_sha(FINEFACE)}
+    assert models["FINEFACE_PREVIEW_DECODER"] == {"repo": TAESD, "revision": fake_sha(TAESD)}
 
 
 def test_a_repository_that_does_not_exist_is_named_with_the_variable_to_change(hub_repos, workdir):

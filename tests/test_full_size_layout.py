@@ -62,3 +62,19 @@ def test_sd15_has_32_au_keys_and_ip_indices_1_to_31_are_the_cross_attention_laye
     assert names[-1].startswith("mid_block")
     assert set(ip_indices) == set(adapters) == set(attention_layers(unet, cross_only=True))
     assert all(isinstance(adapters[name], FineFaceAttnProcessor) for name in ip_indices)
+
+
+def test_full_size_taesd_has_the_decoder_keys_of_the_released_checkpoint():
+    """madebyollin/taesd's diffusion_pytorch_model.safetensors was written from diffusers' AutoencoderTiny
+    (its config.json holds the class defaults), so AutoencoderTiny() names its keys as the file does: convs
+    at 0, 6, 11, 16 and 18, blocks of three convs at 2-4, 7-9, 12-14 and 17, each conv after an up-sampling bias-free."""
+    from fineface_ui.standins.full_size import preview_decoder
+
+    shapes = {key: tuple(value.shape) for key, value in preview_decoder("meta").state_dict().items()}
+    decoder = {key: shape for key, shape in shapes.items() if key.startswith("decoder.")}
+    assert len(decoder) == 67 and len(shapes) == 134
+    assert decoder["decoder.layers.0.weight"] == (64, 4, 3, 3)  # 4 latent channels in
+    assert decoder["decoder.layers.2.conv.0.weight"] == (64, 64, 3, 3)
+    assert decoder["decoder.layers.17.conv.4.bias"] == (64,)
+    assert decoder["decoder.layers.6.weight"] == (64, 64, 3, 3) and "decoder.layers.6.bias" not in decoder
+    assert decoder["decoder.layers.18.weight"] == (3, 64, 3, 3) and decoder["decoder.layers.18.bias"] == (3,)

@@ -91,7 +91,8 @@ def test_metadata_reproduces_the_image(sd21_pipe, fast, pixels):
     assert meta["pipeline"] == "sd21"
     # Local folders (the tiny models): their names and "local", never the server's paths.
     assert meta["models"] == {"FINEFACE_BASE_MODEL": {"repo": "sd21-base", "revision": "local"},
-                              "FINEFACE_WEIGHTS": {"repo": "fineface", "revision": "local"}}
+                              "FINEFACE_WEIGHTS": {"repo": "fineface", "revision": "local"},
+                              "FINEFACE_PREVIEW_DECODER": {"repo": "taesd", "revision": "local"}}
     assert "/tmp" not in json.dumps(meta)
     assert {"torch", "diffusers", "transformers", "peft"} <= set(meta["versions"])
     again = sd21_pipe.generate(GenerationSettings.from_metadata(meta)).images[0]
@@ -192,7 +193,7 @@ def test_to_casts_every_component_even_when_the_unet_already_has_the_dtype(sd21_
     pipe.sd.unet.half()  # the case where a check of the UNet alone skipped casting the rest
     pipe.to("cpu", torch.float16)
     modules = {name: part for name, part in pipe.sd.components.items() if isinstance(part, torch.nn.Module)}
-    modules.update({"au_encoder": pipe.au_encoder, **pipe.adapters})
+    modules.update({"au_encoder": pipe.au_encoder, "preview_decoder": pipe.preview_decoder, **pipe.adapters})
     assert {name: {p.dtype for p in module.parameters()} for name, module in modules.items()} == {
         name: {torch.float16} for name in modules}
     assert pipe.dtype == torch.float16

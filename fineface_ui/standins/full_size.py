@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import AutoencoderKL, AutoencoderTiny, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from ..attention import FineFaceAttnProcessor, install_processors
@@ -79,6 +79,13 @@ def _base_pipeline(unet: UNet2DConditionModel, text_config: dict, device: str, f
     return sd
 
 
+def preview_decoder(device: str) -> AutoencoderTiny:
+    """TAESD: madebyollin/taesd's config.json is AutoencoderTiny's defaults."""
+    torch.manual_seed(2)
+    with torch.device(device):
+        return AutoencoderTiny()
+
+
 def text_pipeline(device: str, dtype: torch.dtype) -> FineFacePipeline:
     """SD 2.1-base with the FineFace AU adapter and LoRA (strength 0.25), random weights."""
     token_dim = SD21_BASE_UNET["cross_attention_dim"]
@@ -87,7 +94,8 @@ def text_pipeline(device: str, dtype: torch.dtype) -> FineFacePipeline:
         sd = _base_pipeline(unet, SD21_BASE_TEXT_ENCODER, device, Path(folder))
     encoder = AUEncoder(SD21_TEXT.au_hidden_dim(token_dim), token_dim)
     pipe = FineFacePipeline(sd, encoder, adapters, variant=SD21_TEXT,
-                            models={"base_model": "random full-size SD 2.1-base"}, lora=lora)
+                            models={"base_model": "random full-size SD 2.1-base"},
+                            preview_decoder=preview_decoder(device), lora=lora)
     return pipe.to(torch.device(device), dtype)
 
 
@@ -99,7 +107,7 @@ def identity_pipeline(device: str, dtype: torch.dtype) -> FineFacePipeline:
         sd = _base_pipeline(unet, SD15_TEXT_ENCODER, device, Path(folder))
     encoder = AUEncoder(SD15_IDENTITY.au_hidden_dim(token_dim), token_dim)
     pipe = FineFacePipeline(sd, encoder, adapters, variant=SD15_IDENTITY,
-                            models={"base_model": "random full-size SD 1.5"},
+                            models={"base_model": "random full-size SD 1.5"}, preview_decoder=preview_decoder(device),
                             identity=IdentityAdapter(IdentityProjection(token_dim, IDENTITY_TOKENS)))
     return pipe.to(torch.device(device), dtype)
 

@@ -2,7 +2,7 @@
 
 They let the whole app run offline (`python app.py --random-weights`) and give the tests real
 files to load: a diffusers-layout base pipeline (tiny UNet, VAE, CLIP text encoder, a tokenizer
-built from a vocab written here) and the FineFace checkpoints with the released names, keys and
+built from a vocab written here), a tiny TAESD preview decoder and the FineFace checkpoints with the released names, keys and
 dtypes. Images from them are noise; the loading code and data path are the real ones.
 """
 
@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import AutoencoderKL, AutoencoderTiny, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from peft import LoraConfig, get_peft_model_state_dict
 from safetensors.torch import save_file
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
@@ -127,8 +127,23 @@ def write_lora_file(unet: UNet2DConditionModel, path: Path, seed: int = 2) -> No
     save_file(state, path)
 
 
-def write_sd21_fineface(root: Path, seed: int = 0) -> tuple[Path, Path]:
-    """A tiny SD 2.1-like base folder and a FineFace weights folder. Returns (base, fineface)."""
+def write_preview_decoder(folder: Path, seed: int = 4) -> Path:
+    """A TAESD (AutoencoderTiny) narrower and shallower than madebyollin/taesd, saved as that repo holds it:
+    config.json and diffusion_pytorch_model.safetensors at the folder's root."""
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    AutoencoderTiny(encoder_block_out_channels=(8,) * 4, decoder_block_out_channels=(8,) * 4,
+                    num_encoder_blocks=(1,) * 4, num_decoder_blocks=(1,) * 4, latent_channels=4,
+                    ).save_pretrained(folder)
+    # diffusers saves a block_out_channels that its own loader warns about; the released config has none.
+    config = json.loads((folder / "config.json").read_text())
+    del config["block_out_channels"]
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    return folder
+
+
+def write_sd21_fineface(root: Path, seed: int = 0) -> dict[str, Path]:
+    """A tiny SD 2.1-like base folder, a FineFace weights folder and a TAESD folder, by source name."""
     base, fineface = Path(root) / "sd21-base", Path(root) / "fineface"
     sd = tiny_base_pipeline(SD21_TOKEN_DIM, linear_projection=True, seed=seed)
     sd.save_pretrained(base)
@@ -136,7 +151,8 @@ def write_sd21_fineface(root: Path, seed: int = 0) -> tuple[Path, Path]:
     write_au_files(sd.unet, fineface, "au_encoder.ckpt", "attn_processors.ckpt",
                    hidden_dim=SD21_TEXT.au_hidden_dim(SD21_TOKEN_DIM), seed=seed + 1)
     write_lora_file(sd.unet, fineface / "pytorch_lora_weights.safetensors", seed=seed + 2)
-    return base, fineface
+    return {"base_model": base, "fineface_weights": fineface,
+            "preview_decoder": write_preview_decoder(Path(root) / "taesd", seed=seed + 4)}
 
 
 def write_ip_adapter_file(unet: UNet2DConditionModel, path: Path, num_tokens: int = 16, seed: int = 3) -> None:
@@ -162,7 +178,7 @@ def write_ip_adapter_file(unet: UNet2DConditionModel, path: Path, num_tokens: in
 
 
 def write_sd15_fineface(root: Path, seed: int = 10) -> dict[str, Path]:
-    """Tiny SD 1.5-like base, separate VAE, SD 1.5 FineFace files and an IP-Adapter-FaceID portrait file."""
+    """Tiny SD 1.5-like base, separate VAE, SD 1.5 FineFace files, an IP-Adapter-FaceID portrait file and TAESD."""
     root = Path(root)
     folders = {name: root / name for name in ("base_model", "vae", "fineface_weights", "ip_adapter_weights")}
     sd = tiny_base_pipeline(SD15_TOKEN_DIM, linear_projection=False, seed=seed)
@@ -174,4 +190,4 @@ def write_sd15_fineface(root: Path, seed: int = 10) -> dict[str, Path]:
                    hidden_dim=SD15_IDENTITY.au_hidden_dim(SD15_TOKEN_DIM), seed=seed + 1)
     write_ip_adapter_file(sd.unet, folders["ip_adapter_weights"] / "ip-adapter-faceid-portrait-v11_sd15.bin",
                           seed=seed + 3)
-    return folders
+    return {**folders, "preview_decoder": write_preview_decoder(root / "taesd", seed=seed + 4)}
