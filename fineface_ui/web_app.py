@@ -14,6 +14,8 @@ import tempfile
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Sequence
 
+log = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
     import gradio as gr
 
@@ -21,6 +23,10 @@ if TYPE_CHECKING:
 
 QUEUE_SIZE = 16  # beyond this, new visitors are told the queue is full instead of waiting minutes
 MAX_UPLOAD = "20mb"
+# Gradio keeps a copy of the page's configuration (about 0.2 MB) for every session it has seen, until it
+# drops the least recently used beyond this many (its default, 10,000, is 2 GB), and every API call made
+# without a session is one. A browser tab left idle while this many other sessions ran starts afresh.
+SESSIONS_KEPT = 256
 ON_SPACE = "SPACE_ID" in os.environ
 
 
@@ -47,7 +53,82 @@ def create_app(studio: "Studio") -> "gr.Blocks":
     """The page with its queue: one generation at a time, newer requests replace older queued ones."""
     from .ui import build_ui
 
-    return build_ui(studio).queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
+    demo = build_ui(studio).queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
+    explain_refused_values(demo)
+    return demo
+
+
+def explain_refused_values(demo: "gr.Blocks") -> None:
+    """Give the requests that Gradio refuses before any of the app's code runs (a file it did not upload,
+    a URL it cannot fetch, too few values) a readable reason instead of `{"error": null}`.
+
+    Gradio sends the text of such a failure only under launch(show_error=True), and then also sends the
+    text of every unexpected exception, some of which name the server's folders: Gradio's own refusal of
+    a relative file path names the working directory, a result file it cannot move names the app's temp
+    folder. Gradio 6.31 (pinned in requirements.txt) has no hook for these errors (its queue catches them
+    before FastAPI's exception handlers), so this instance's `preprocess_data`, the step that checks and
+    fetches a request's values, is wrapped; tests/test_rejected_requests.py fails if Gradio stops calling it.
+    """
+    import gradio as gr
+    from gradio.exceptions import InvalidPathError
+
+    preprocess = demo.preprocess_data
+
+    async def preprocess_readably(block_fn: Any, inputs: list[Any], *args: Any, **kwargs: Any) -> Any:
+        if len(inputs) < len(block_fn.inputs):  # Gradio's own message lists the components' object ids
+            raise gr.Error(too_few_values(block_fn.api_name or block_fn.name, len(block_fn.inputs), len(inputs)),
+                           print_exception=False)
+        try:
+            return await preprocess(block_fn, inputs, *args, **kwargs)
+        except gr.Error:
+            raise
+        except InvalidPathError:
+            raise gr.Error(NOT_UPLOADED, print_exception=False) from None
+        except Exception as error:
+            log.info("refused a request's values: %r", error)
+            raise gr.Error(refusal(error, file_urls(inputs)), print_exception=False) from None
+
+    demo.preprocess_data = preprocess_readably  # type: ignore[method-assign]
+
+
+NOT_UPLOADED = ("A file in the request was not uploaded to this app: upload it first and send the path the "
+                "upload returned (gradio_client's handle_file does both).")
+
+
+def too_few_values(endpoint: str, wanted: int, given: int) -> str:
+    return (f"{endpoint} takes {wanted} values, one per parameter in order, but the request has {given}. "
+            "The app's API page lists them with their defaults; gradio_client fills in the defaults itself.")
+
+
+def file_urls(values: Any) -> list[str]:
+    """The URLs of the files among a request's values (Gradio fetches them before the app sees them)."""
+    from gradio_client.utils import is_http_url_like, traverse
+
+    urls: list[str] = []
+    # Not gradio_client's is_file_obj_with_meta: it raises on a malformed "meta", which is what may have failed.
+    traverse(values, lambda file: urls.append(file["path"]),
+             lambda value: isinstance(value, dict) and is_http_url_like(value.get("path")))
+    return urls
+
+
+def refusal(error: Exception, urls: list[str]) -> str:
+    """What to tell the client about values Gradio could not take: its reason, unless that names a folder of
+    the server (then only the kind of error)."""
+    reason = str(error).strip().split("\n")[0]
+    if not reason or any(folder in reason for folder in server_folders()):
+        reason = type(error).__name__
+    if urls:
+        return f"Could not fetch the file at {', '.join(urls)}: {reason}"
+    return f"The request's values were refused before rendering: {reason}"
+
+
+def server_folders() -> set[str]:
+    """Folders whose names a reply must not reveal: the working directory, the temp folder (Gradio's cache
+    and the app's result folders are in it, unless GRADIO_TEMP_DIR moves the cache) and the home folder."""
+    from gradio.utils import get_upload_folder
+
+    folders = {os.getcwd(), tempfile.gettempdir(), get_upload_folder(), os.path.expanduser("~"), sys.prefix}
+    return {folder for folder in folders if len(folder) > 1}  # a home of "/" would hide every reason
 
 
 def launch(demo: "gr.Blocks", host: str = "127.0.0.1", port: int = 7860, share: bool = False, **options: Any) -> Any:
@@ -72,6 +153,7 @@ def launch(demo: "gr.Blocks", host: str = "127.0.0.1", port: int = 7860, share: 
         run_history=False,
         footer_links=["api", "gradio", "settings"],
         allowed_paths=[],
+        state_session_capacity=SESSIONS_KEPT,
         css=CSS,
         app_kwargs=app_kwargs,
         **options,
