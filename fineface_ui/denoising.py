@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Callable, Iterator
 
+import torch
 from diffusers import DPMSolverMultistepScheduler
 
 from .settings import GenerationSettings
@@ -30,14 +31,18 @@ def in_batches(settings: GenerationSettings, size: int) -> Iterator[tuple[int, G
         yield index, replace(settings, aus=settings.aus[start:start + size])
 
 
-def step_reporter(on_step: StepCallback | None, total: int, done: int = 0) -> Callable[..., dict] | None:
-    """Adapt a (step, total) progress callback to diffusers' callback_on_step_end; `done` steps of earlier
-    batches come first, so the bar runs once over all batches."""
-    if on_step is None:
+def step_reporter(on_step: StepCallback | None, total: int, done: int = 0,
+                  on_latents: Callable[[torch.Tensor, int], None] | None = None) -> Callable[..., dict] | None:
+    """Adapt a (step, total) progress callback and a (latents, step of this loop) one to diffusers'
+    callback_on_step_end; `done` steps of earlier batches come first, so the bar runs once over all batches."""
+    if on_step is None and on_latents is None:
         return None
 
     def report(pipe: Any, step: int, timestep: Any, tensors: dict) -> dict:
-        on_step(done + step + 1, total)
+        if on_step is not None:
+            on_step(done + step + 1, total)
+        if on_latents is not None:
+            on_latents(tensors["latents"], step + 1)
         return tensors
 
     return report

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
 
 import gradio as gr
 import numpy as np
@@ -20,7 +21,7 @@ from .errors import InvalidInputError, NoFaceError
 from .faces import DetectedFace, draw_face_box
 from .named_download import named_link
 from .presets import PRESETS, preset_aus
-from .rendering import Backend, create_settings, readable_errors
+from .rendering import Backend, Glimpse, Stopped, create_settings, readable_errors
 from .session import Result, Session
 from .settings import FACE, MAX_IMAGES_PER_CALL, MAX_SEED, SETTINGS, SPEC, TEXT, GenerationSettings
 
@@ -28,6 +29,8 @@ PAGE_VALUES = ("prompt", *SPEC, *AU_NAMES)
 # The settings only one pipeline uses: the page shows each only while that pipeline is the one in use.
 PIPELINE_SETTINGS = tuple(setting for setting in SETTINGS if len(setting.pipelines) == 1)
 NO_PHOTO = "No photo: the text-only model is used."
+RESULT_LABEL = "Result"
+PREVIEW_LABEL = "Preview: quick and rough, the full image follows on release"
 COMPARE_TAB = "Before / after"
 
 
@@ -46,9 +49,11 @@ def image_key(settings: GenerationSettings, photos: list[str]) -> tuple:
 
 
 def render(backend: Backend, state: Session, photo_paths: list[str] | None, keep: bool, compare_shown: bool,
-           progress: gr.Progress = gr.Progress(track_tqdm=True), **values: Any) -> Any:
-    """The image for the page's settings. While the Before / after view is shown, its all-AUs-0 twin
-    rides in the same batch (one call, the same starting noise) unless it is at hand already."""
+           progress: gr.Progress = gr.Progress(track_tqdm=True), **values: Any) -> Iterator[Any]:
+    """The image for the page's settings, shown as it forms (glimpses every few steps) and then whole.
+    While the Before / after view is shown, its all-AUs-0 twin rides in the same batch (one call, the
+    same starting noise) unless it is at hand already."""
+    state.requested = (without_seed(values), tuple(photo_paths or ()))
     if not keep:
         values["seed"] = random_seed()
     text, aus, options = split(values)
@@ -56,19 +61,52 @@ def render(backend: Backend, state: Session, photo_paths: list[str] | None, keep
     photos = own_photos(backend, state, photo_paths)
     key = image_key(settings, photos)
     if keep and state.history and state.history[0].key == key:
-        return gr.skip()  # e.g. a number box losing focus without a change: the same image again
+        # Nothing changed (a number box losing focus, a slider dragged back): the same image, not a preview of it.
+        yield (shown_image(state.history[0].path), *[gr.skip()] * 5)
+        return
     neutral_key = twin_key(key)
     with_twin = compare_shown and key != neutral_key and not (state.neutral and state.neutral.key == neutral_key)
-    output = rendered(backend, replace(settings, aus=NEUTRAL + settings.aus) if with_twin else settings, photos,
-                      progress, state)
-    if output is None:
-        return gr.skip()
+    batch = replace(settings, aus=NEUTRAL + settings.aus) if with_twin else settings
+    output = None
+    try:
+        for arrival in backend.stream(batch, photos, progress, state):
+            if isinstance(arrival, Glimpse):
+                yield (gr.update(value=arrival.image, label=f"Forming: step {arrival.step} of {arrival.total}"),
+                       *[gr.skip()] * 5)
+            else:
+                output = arrival.output
+    except Stopped:
+        gr.Info("Stopped.")
+        yield (shown_image(state.history[0].path) if state.history else None, *[gr.skip()] * 5)
+        return
     result = save_result(backend, output, len(output.images) - 1, key)
     twin = save_result(backend, output, 0, neutral_key) if with_twin else result if key == neutral_key else None
     backend.outputs.discard(state.remember(result, twin))
     warn_about_cut_text(result.metadata)
-    return (str(result.path), shown_pair(state), history_items(state), download_update(result), settings.seed,
-            result.metadata)
+    yield (shown_image(result.path), shown_pair(state), shown_history(state), download_update(result), settings.seed,
+           result.metadata)
+
+
+def preview(backend: Backend, state: Session, photo_paths: list[str] | None, **values: Any) -> Any:
+    """A quick, rough image (previews.py) of the values a slider is being dragged through, marked as a
+    preview; never a result. The render on release replaces it and reports any error."""
+    if state.requested == (without_seed(values), tuple(photo_paths or ())):
+        return gr.skip()  # that render has been asked for already: this preview would only hide it
+    text, aus, options = split(values)
+    try:
+        image = backend.preview(create_settings(text, aus, **options), own_photos(backend, state, photo_paths))
+    except gr.Error:
+        return gr.skip()
+    return gr.update(value=image, label=PREVIEW_LABEL)
+
+
+def without_seed(values: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if name != "seed"}
+
+
+def shown_image(path: Path | str) -> dict[str, Any]:
+    """A result in the page's image, its label back from a preview's."""
+    return gr.update(value=str(path), label=RESULT_LABEL)
 
 
 def caption(metadata: dict[str, Any]) -> str:
@@ -77,6 +115,12 @@ def caption(metadata: dict[str, Any]) -> str:
 
 def history_items(state: Session) -> list[tuple[str, str]]:
     return [(str(result.path), caption(result.metadata)) for result in state.history]
+
+
+def shown_history(state: Session) -> dict[str, Any]:
+    """The history with its newest image, the one just shown, highlighted: a highlight left on a position
+    would mark another image once the new one pushes the others along."""
+    return gr.update(value=history_items(state), selected_index=0)
 
 
 def download_update(result: Result) -> dict[str, Any]:
@@ -88,8 +132,10 @@ def compare_view_shown(event: gr.SelectData) -> bool:
     return event.value == COMPARE_TAB
 
 
-def request_stop(state: Session) -> None:
+def request_stop(state: Session) -> Any:
+    """Stop the tab's render; its image goes back from the glimpse it was showing to the newest result."""
     state.stops += 1
+    return shown_image(state.history[0].path) if state.history else gr.skip()
 
 
 def sweep_values(base: dict[str, float], au: str, start: Any, stop: Any, frames: Any) -> list[dict[str, float]]:

@@ -1,4 +1,4 @@
-"""The HTTP API: `/generate` and `/sweep`, typed endpoints (gr.api) whose parameters come from SETTINGS.
+"""The HTTP API: `/generate`, `/preview` and `/sweep`, typed endpoints (gr.api) whose parameters come from SETTINGS.
 
 Every value is validated by GenerationSettings exactly as the page's are; a bad one comes back as a
 readable error.
@@ -11,6 +11,7 @@ import json
 from typing import Any, Callable, get_type_hints
 
 import gradio as gr
+from gradio_client.utils import is_file_obj_with_meta
 
 from .aus import au_dict
 from .handlers import sweep_values
@@ -54,11 +55,13 @@ def one_au_setting(aus: Any) -> Any:
 
 
 def photo_paths(photos: Any) -> list[str]:
-    """Uploaded files as the server's paths (Gradio has checked that each is one of its uploads)."""
+    """Uploaded files as the server's paths. Gradio checks that a file is one of its uploads only when
+    the file carries its "meta" marker: a bare {"path": ...} would reach any file on the server."""
     if photos is None:
         return []
-    if not isinstance(photos, list) or not all(isinstance(photo, dict) and "path" in photo for photo in photos):
-        raise gr.Error("photos must be a list of files (gradio_client.handle_file).", print_exception=False)
+    if not isinstance(photos, list) or not all(is_file_obj_with_meta(photo) for photo in photos):
+        raise gr.Error("photos must be a list of files uploaded to this app (gradio_client.handle_file).",
+                       print_exception=False)
     return [photo["path"] for photo in photos]
 
 
@@ -66,14 +69,25 @@ def no_progress(*args: Any, **kwargs: Any) -> None:
     """API clients get the result, not a progress bar."""
 
 
-def generate(backend: Backend, prompt: str, aus: str, photos: Any, **options: Any) -> tuple[gr.FileData, dict]:
-    """One image (PNG with its settings embedded) and its metadata."""
+def one_image_settings(backend: Backend, prompt: str, aus: str, options: dict[str, Any]) -> GenerationSettings:
     backend.outputs.discard_older_than(API_FILE_AGE_S, prefix="api-")
     with readable_errors():
-        settings = GenerationSettings.create(prompt, one_au_setting(parse_api_aus(aus)), **options)
+        return GenerationSettings.create(prompt, one_au_setting(parse_api_aus(aus)), **options)
+
+
+def generate(backend: Backend, prompt: str, aus: str, photos: Any, **options: Any) -> tuple[gr.FileData, dict]:
+    """One image (PNG with its settings embedded) and its metadata."""
+    settings = one_image_settings(backend, prompt, aus, options)
     output = backend.render(settings, photo_paths(photos), no_progress).output
     image = backend.outputs.png(output.images[0], output.metadata_for(0), prefix="api-")
     return gr.FileData(path=str(image)), output.metadata
+
+
+def preview(backend: Backend, prompt: str, aus: str, photos: Any, **options: Any) -> gr.FileData:
+    """A quick, rough image of the same settings (a few steps, decoded by TAESD) as a small JPEG without
+    settings: for controls that follow a slider live. Call /generate for the image itself."""
+    settings = one_image_settings(backend, prompt, aus, options)
+    return gr.FileData(path=str(backend.outputs.jpeg(backend.preview(settings, photo_paths(photos)), prefix="api-")))
 
 
 def sweep(backend: Backend, prompt: str, aus: str, au: str, start: float, stop: float, frames: int, photos: Any,
@@ -121,7 +135,8 @@ def endpoint(function: Callable[..., Any], backend: Backend, parameters: list[in
 def add_api(backend: Backend) -> None:
     """Register the endpoints in the Blocks being built."""
     gpu = {"concurrency_id": GPU, "concurrency_limit": 1}
-    gr.api(endpoint(generate, backend, [*PROMPT_PARAMETERS, *SETTING_PARAMETERS, PHOTOS_PARAMETER]),
-           api_name="generate", **gpu)
+    for function in (generate, preview):
+        gr.api(endpoint(function, backend, [*PROMPT_PARAMETERS, *SETTING_PARAMETERS, PHOTOS_PARAMETER]),
+               api_name=function.__name__, **gpu)
     gr.api(endpoint(sweep, backend, [*PROMPT_PARAMETERS, *SWEEP_PARAMETERS, PHOTOS_PARAMETER, *SETTING_PARAMETERS]),
            api_name="sweep", **gpu)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
-from diffusers import AutoencoderKL, StableDiffusionPipeline
+from diffusers import AutoencoderTiny, StableDiffusionPipeline
 from PIL import Image
 
 from .acceleration import Acceleration, WarmedForward, accelerate, warming
@@ -27,12 +27,13 @@ from .aus import AUValues, au_vector
 from .denoising import IMAGES_PER_BATCH, StepCallback, build_schedulers, in_batches, step_reporter
 from .errors import GPUMemoryError, InvalidInputError
 from .identity_adapter import FACE_EMBEDDING_DIM, IdentityAdapter
-from .loading import (cast_components, default_device_and_dtype, load_au_adapter, load_base_pipeline, load_component,
-                      models_loaded)
+from .image_metadata import image_metadata, tokens_dropped
+from .loading import (cast_components, default_device_and_dtype, load_au_adapter, load_base_pipeline,
+                      load_preview_decoder, models_loaded)
 from .lora import TRAINED_LORA_SCALE, FusedLora
+from .previews import PreviewCallback, decode_preview, glimpser, preview_settings
 from .settings import GenerationSettings
 from .variants import SD21_TEXT, VARIANTS, Variant, variant_named
-from .versions import library_versions
 from .weights import resolve
 
 log = logging.getLogger(__name__)
@@ -53,17 +54,9 @@ class FineFaceOutput:
 class FineFacePipeline:
     """FineFace on Stable Diffusion, as `variant` describes it. Call it like a diffusers pipeline."""
 
-    def __init__(
-        self,
-        sd: StableDiffusionPipeline,
-        au_encoder: AUEncoder,
-        adapters: dict[str, FineFaceAttnProcessor],
-        *,
-        variant: Variant,
-        models: dict[str, dict[str, str]],
-        lora: FusedLora | None = None,
-        identity: IdentityAdapter | None = None,
-    ) -> None:
+    def __init__(self, sd: StableDiffusionPipeline, au_encoder: AUEncoder, adapters: dict[str, FineFaceAttnProcessor],
+                 *, variant: Variant, models: dict[str, dict[str, str]], preview_decoder: AutoencoderTiny,
+                 lora: FusedLora | None = None, identity: IdentityAdapter | None = None) -> None:
         self.sd = sd
         self.au_encoder = au_encoder
         self.adapters = adapters
@@ -71,6 +64,7 @@ class FineFacePipeline:
         self.models = models  # per model variable: the repo id and revision it was loaded from
         self.lora = lora  # None: this variant has no LoRA
         self.identity = identity  # None: this variant takes no face
+        self.preview_decoder = preview_decoder  # TAESD: decodes few-step previews in milliseconds
         self.schedulers = build_schedulers(sd.scheduler)
         # (prompt, negative prompt) -> their embeddings and how many tokens of each CLIP cut off
         self._prompt_cache: OrderedDict[tuple[str, str], tuple] = OrderedDict()
@@ -98,6 +92,7 @@ class FineFacePipeline:
         variant: Variant | str = SD21_TEXT,
         ip_adapter_weights: str | Path | None = None,
         vae: str | Path | None = None,
+        preview_decoder: str | Path | None = None,
         device: str | torch.device | None = None,
         dtype: torch.dtype | None = None,
         lora_scale: float | None = None,
@@ -114,22 +109,21 @@ class FineFacePipeline:
         variant = variant_named(variant)
         device, dtype = default_device_and_dtype(device, dtype)
         needed = variant.files(base_model=base_model, fineface_weights=fineface_weights,
-                               ip_adapter_weights=ip_adapter_weights, vae=vae)
+                               ip_adapter_weights=ip_adapter_weights, vae=vae, preview_decoder=preview_decoder)
         found = resolve(needed.values(), allow_download)
         paths = {role: found[weight] for role, weight in needed.items()}
-        vae_model = {"vae": load_component(AutoencoderKL, paths["vae"], dtype)} if variant.separate_vae else {}
-        sd = load_base_pipeline(paths["base_model"], dtype, **vae_model)
+        sd = load_base_pipeline(paths["base_model"], dtype, paths["vae"] if variant.separate_vae else None)
         au_encoder, adapters = load_au_adapter(sd.unet, variant, paths["au_encoder"], paths["au_adapter"])
         lora_scale = TRAINED_LORA_SCALE if lora_scale is None else lora_scale
         lora = FusedLora(sd.unet, paths["lora"], lora_scale) if variant.lora else None
         identity = IdentityAdapter.load(paths["ip_adapter"], sd.unet, adapters) if variant.identity_adapter else None
         pipe = cls(sd, au_encoder, adapters, variant=variant, models=models_loaded(needed, found), lora=lora,
-                   identity=identity)
+                   identity=identity, preview_decoder=load_preview_decoder(paths["preview_decoder"], dtype))
         return pipe.to(device, dtype).accelerate(acceleration)
 
     def to(self, device: torch.device, dtype: torch.dtype) -> "FineFacePipeline":
         """Move and cast everything (fast paths are dropped: they hold the old weights' addresses)."""
-        cast_components(self.sd, device, dtype)
+        cast_components([*self.sd.components.values(), self.preview_decoder], device, dtype)
         self.au_encoder.to(device, dtype)
         for adapter in self.adapters.values():
             adapter.to(device, dtype)
@@ -165,32 +159,40 @@ class FineFacePipeline:
 
     # ---- generation ----------------------------------------------------------------------------
 
-    def __call__(
-        self,
-        prompt: str,
-        aus: AUValues | Sequence[AUValues] | None = None,
-        *,
-        face_embeds: Any = None,
-        on_step: StepCallback | None = None,
-        **options: Any,
-    ) -> FineFaceOutput:
+    def __call__(self, prompt: str, aus: AUValues | Sequence[AUValues] | None = None, *, face_embeds: Any = None,
+                 on_step: StepCallback | None = None, on_preview: PreviewCallback | None = None,
+                 **options: Any) -> FineFaceOutput:
         """One image per AU setting (a dict, list of 12, 'AU12=3' string, or a list of these).
 
-        `face_embeds` (FaceEmbedder.embed()'s result) needs a variant with the identity adapter.
+        `face_embeds` (FaceEmbedder.embed()'s result) needs a variant with the identity adapter;
+        `on_preview(images, step, total)` is shown the images as they form (see generate).
         """
-        return self.generate(GenerationSettings.create(prompt, aus, **options), on_step, face_embeds)
+        return self.generate(GenerationSettings.create(prompt, aus, **options), on_step, face_embeds, on_preview)
+
+    def preview(self, prompt: str, aus: AUValues | Sequence[AUValues] | None = None, *, face_embeds: Any = None,
+                **options: Any) -> list[Image.Image]:
+        """Quick, rough images of these settings (previews.py); no metadata: a preview is not a result."""
+        return self.generate_preview(GenerationSettings.create(prompt, aus, **options), face_embeds)
 
     @torch.no_grad()
-    def generate(
-        self,
-        settings: GenerationSettings,
-        on_step: StepCallback | None = None,
-        face_embeds: Any = None,
-    ) -> FineFaceOutput:
+    def generate(self, settings: GenerationSettings, on_step: StepCallback | None = None, face_embeds: Any = None,
+                 on_preview: PreviewCallback | None = None) -> FineFaceOutput:
         """Run validated settings; every image shares the seed, so only the expression differs.
 
-        `face_embeds` is FaceEmbedder.embed()'s result or its (n_faces, 512) tensor.
+        `face_embeds` is FaceEmbedder.embed()'s result or its (n_faces, 512) tensor. `on_preview` is
+        shown TAESD pictures of the images a few times while they denoise.
         """
+        images, dropped = self._images(settings, face_embeds, on_step, on_preview)
+        return FineFaceOutput(images=images, metadata=image_metadata(self, settings, face_embeds, dropped))
+
+    @torch.no_grad()
+    def generate_preview(self, settings: GenerationSettings, face_embeds: Any = None) -> list[Image.Image]:
+        """The preview of validated settings: the same seed and starting noise, fewer steps, TAESD's decode."""
+        return self._images(preview_settings(settings), face_embeds, quick_decode=True)[0]
+
+    def _images(self, settings: GenerationSettings, face_embeds: Any, on_step: StepCallback | None = None,
+                on_preview: PreviewCallback | None = None, quick_decode: bool = False) -> tuple[list[Image.Image], dict]:
+        """The images of `settings` in batches, and the tokens CLIP cut from the prompts."""
         face_embeds = getattr(face_embeds, "embeddings", face_embeds)
         with self._lock:
             if self.lora is not None and settings.lora_scale is not None and settings.lora_scale != self.lora.scale:
@@ -198,16 +200,25 @@ class FineFacePipeline:
             *prompts, dropped = self._prompt_embeddings(settings.prompt, settings.negative_prompt)
             steps = settings.num_inference_steps
             total = steps * math.ceil(len(settings.aus) / self.images_per_batch)
+            glimpses = glimpser(self.decode_quickly, on_preview, steps)
             images: list[Image.Image] = []
             for index, batch in in_batches(settings, self.images_per_batch):
-                images += self._run_batch(batch, face_embeds, prompts, step_reporter(on_step, total, index * steps))
-        return FineFaceOutput(images=images, metadata=self._metadata(settings, face_embeds, dropped))
+                report = step_reporter(on_step, total, index * steps, glimpses)
+                images += self._run_batch(batch, face_embeds, prompts, report, quick_decode)
+        return images, dropped
+
+    def decode_quickly(self, latents: torch.Tensor) -> list[Image.Image]:
+        """Latents as pictures through TAESD: rough, in a fraction of the full VAE's time."""
+        return decode_preview(self.preview_decoder, self.sd.image_processor, latents)
 
     def _run_batch(self, settings: GenerationSettings, face_embeds: torch.Tensor | None,
-                   prompts: tuple[torch.Tensor, torch.Tensor], report: Callable[..., dict] | None) -> list[Image.Image]:
+                   prompts: tuple[torch.Tensor, torch.Tensor], report: Callable[..., dict] | None,
+                   quick_decode: bool) -> list[Image.Image]:
         """One denoising loop over all of `settings`' images, with their adapter terms set for its duration."""
         self._begin_request(settings, face_embeds)
         try:
+            if quick_decode:
+                return self.decode_quickly(self._denoise(settings, *prompts, report, output_type="latent"))
             return self._denoise(settings, *prompts, report)
         finally:
             for adapter in self.adapters.values():
@@ -219,7 +230,7 @@ class FineFacePipeline:
         key = (prompt, negative_prompt)
         if key not in self._prompt_cache:
             positive, negative = self.sd.encode_prompt(prompt, self.device, 1, True, negative_prompt)
-            dropped = {"prompt": self.tokens_dropped(prompt), "negative_prompt": self.tokens_dropped(negative_prompt)}
+            dropped = tokens_dropped(self.sd.tokenizer, prompt, negative_prompt)
             self._prompt_cache[key] = (positive, negative, dropped)
             if len(self._prompt_cache) > PROMPT_CACHE_SIZE:
                 self._prompt_cache.popitem(last=False)
@@ -256,8 +267,9 @@ class FineFacePipeline:
         return self.identity.tokens(face_embeds, count, guided)
 
     def _denoise(self, settings: GenerationSettings, positive: torch.Tensor, negative: torch.Tensor,
-                 report: Callable[..., dict] | None) -> list[Image.Image]:
-        """diffusers' denoising loop and decode; out of GPU memory becomes a GPUMemoryError."""
+                 report: Callable[..., dict] | None, output_type: str = "pil") -> Any:
+        """diffusers' denoising loop and decode (none for output_type "latent"); out of GPU memory becomes
+        a GPUMemoryError."""
         count = len(settings.aus)
         try:
             self.sd.scheduler = self.schedulers[settings.scheduler]
@@ -272,29 +284,9 @@ class FineFacePipeline:
                 # One CPU generator per image, all with the same seed: identical starting noise on any device.
                 generator=[torch.Generator("cpu").manual_seed(settings.seed) for _ in range(count)],
                 callback_on_step_end=report,
+                output_type=output_type,
             ).images
         except torch.OutOfMemoryError:
             log.warning("out of GPU memory", exc_info=True)
             torch.cuda.empty_cache()
             raise GPUMemoryError(GPUMemoryError.MESSAGE) from None
-
-    def tokens_dropped(self, text: str) -> int:
-        """How many tokens of `text` CLIP cannot see: the text encoder reads at most 77, the rest is cut."""
-        return max(0, len(self.sd.tokenizer(text).input_ids) - self.sd.tokenizer.model_max_length)
-
-    def _metadata(self, settings: GenerationSettings, face_embeds: Any, dropped: dict[str, int]) -> dict[str, Any]:
-        faces = {"faces": 0 if face_embeds is None else len(face_embeds)} if self.identity is not None else {}
-        # Recorded only when text was cut, so that the image's settings say what it was really made from.
-        cut = {"tokens_dropped": dropped} if any(dropped.values()) else {}
-        return {
-            **settings.as_dict(),
-            "lora_scale": self.lora.scale if self.lora is not None else None,  # the strength actually fused
-            "pipeline": self.variant.name,
-            "models": self.models,
-            "device": str(self.device),
-            "dtype": str(self.dtype).removeprefix("torch."),
-            "versions": library_versions(),
-            **faces,
-            **cut,
-        }
-

@@ -1,19 +1,24 @@
 """Running the Studio for a web request: one GPU call, a progress bar, Stop, and readable errors.
 
-The page's handlers and the HTTP API both render through `Backend.render`.
+The page's handlers and the HTTP API all run the models through `Backend`: `render` (the result),
+`stream` (the result, with glimpses of it while it denoises) and `preview` (a quick, rough image).
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
 
 import gradio as gr
 import torch
+from PIL import Image
 
 from .errors import FineFaceError, GPUMemoryError
+from .previews import PreviewCallback
 from .session import OutputFolder, Session
 from .settings import GenerationSettings
 from .studio import Studio, StudioResult
@@ -67,18 +72,60 @@ class StepReporter:
 
     def __post_init__(self) -> None:
         self.stops_before = self.session.stops if self.session is not None else 0
+        self.abandoned = False  # set when nobody waits for the run any more
 
     def __call__(self, step: int, total: int) -> None:
-        if self.session is not None and self.session.stops != self.stops_before:
+        if self.abandoned or (self.session is not None and self.session.stops != self.stops_before):
             raise Stopped
         self.progress((step, total), desc="Denoising")
 
 
-def generate_readably(studio: Studio, settings: GenerationSettings, photos: Sequence[str],
-                      on_step: StepReporter) -> StudioResult:
+@dataclass
+class Glimpse:
+    """A render still under way: its latents at `step` of `total`, decoded by TAESD."""
+
+    image: Image.Image
+    step: int
+    total: int
+
+
+def generate_readably(studio: Studio, settings: GenerationSettings, photos: Sequence[str], on_step: StepReporter,
+                      on_preview: PreviewCallback | None = None) -> StudioResult:
     """Studio.generate with its failures as gr.Error: ZeroGPU's worker passes on only gr.Error's message."""
     with readable_errors():
-        return studio.generate(settings, photos, on_step)
+        return studio.generate(settings, photos, on_step, on_preview)
+
+
+def stream_readably(studio: Studio, settings: GenerationSettings, photos: Sequence[str],
+                    on_step: StepReporter) -> Iterator[Glimpse | StudioResult]:
+    """Glimpses of the newest image as it denoises, then the result. The models run in a worker thread
+    because diffusers reports from inside its loop, where nothing can be yielded; a generator, so that on
+    ZeroGPU one GPU slot runs it all and forwards every glimpse."""
+    arrivals: queue.Queue = queue.Queue()
+
+    def glimpse(images: list[Image.Image], step: int, total: int) -> None:
+        arrivals.put(Glimpse(images[-1], step, total))
+
+    def run() -> None:
+        try:
+            arrivals.put(generate_readably(studio, settings, photos, on_step, glimpse))
+        except BaseException as error:  # the consumer raises it where it waits
+            arrivals.put(error)
+
+    threading.Thread(target=run, daemon=True).start()
+    try:
+        while not isinstance(arrival := arrivals.get(), StudioResult):
+            if isinstance(arrival, BaseException):
+                raise arrival
+            yield arrival
+        yield arrival
+    finally:
+        on_step.abandoned = True  # left early (Stop, a closed tab): the run ends at its next step
+
+
+def preview_readably(studio: Studio, settings: GenerationSettings, photos: Sequence[str]) -> Image.Image:
+    with readable_errors():
+        return studio.preview(settings, photos)
 
 
 @dataclass
@@ -87,19 +134,35 @@ class Backend:
 
     studio: Studio
     outputs: OutputFolder = field(default_factory=OutputFolder)
-    # generate_readably, wrapped for ZeroGPU (zero_gpu.on_gpu) once, when the app is built.
+    # The functions that run the models, wrapped for ZeroGPU (zero_gpu.on_gpu) once, when the app is built.
     generate: Callable[..., StudioResult] = field(default_factory=lambda: on_gpu(generate_readably))
+    streamed: Callable[..., Iterator[Glimpse | StudioResult]] = field(default_factory=lambda: on_gpu(stream_readably))
+    previewed: Callable[..., Image.Image] = field(default_factory=lambda: on_gpu(preview_readably))
 
     def render(self, settings: GenerationSettings, photos: Sequence[str], progress: Callable[..., Any],
                session: Session | None = None) -> StudioResult:
-        """Generate with a progress bar; a Stop pressed during the run aborts it at the next denoising step.
-
-        The face models never load inside the GPU slot: until they are ready, a request with photos
-        starts their loading and is answered with a message, so other visitors' requests keep rendering.
-        """
+        """Generate with a progress bar; a Stop pressed during the run aborts it at the next denoising step."""
         with readable_errors():
-            if photos and not all([self.studio.ready("faces"), self.studio.ready("identity")]):
-                self.studio.start_loading("faces")
-                self.studio.start_loading("identity")
-                raise FineFaceError(FACE_MODELS_LOADING)
+            self._need_face_models(photos)
             return self.generate(self.studio, settings, list(photos), StepReporter(progress, session))
+
+    def stream(self, settings: GenerationSettings, photos: Sequence[str], progress: Callable[..., Any],
+               session: Session) -> Iterator[Glimpse | StudioResult]:
+        """`render`, yielding glimpses of the newest image while it denoises and then the result."""
+        with readable_errors():
+            self._need_face_models(photos)
+            yield from self.streamed(self.studio, settings, list(photos), StepReporter(progress, session))
+
+    def preview(self, settings: GenerationSettings, photos: Sequence[str]) -> Image.Image:
+        """A quick, rough image of `settings` (previews.py): no progress, no Stop, no result."""
+        with readable_errors():
+            self._need_face_models(photos)
+            return self.previewed(self.studio, settings, list(photos))
+
+    def _need_face_models(self, photos: Sequence[str]) -> None:
+        """The face models never load inside the GPU slot: until they are ready, a request with photos
+        starts their loading and is answered with a message, so other visitors' requests keep rendering."""
+        if photos and not all([self.studio.ready("faces"), self.studio.ready("identity")]):
+            self.studio.start_loading("faces")
+            self.studio.start_loading("identity")
+            raise FineFaceError(FACE_MODELS_LOADING)

@@ -12,7 +12,7 @@ from typing import Any
 import gradio as gr
 
 from .aus import au_dict
-from .handlers import PAGE_VALUES, download_update
+from .handlers import PAGE_VALUES, download_update, shown_image
 from .png_info import read_settings
 from .rendering import readable_errors
 from .session import Session
@@ -37,7 +37,7 @@ def restore_from_history(state: Session, event: gr.SelectData) -> list[Any]:
     if result is None:
         gr.Warning("That image is no longer in this session's history.")
         return [gr.skip()] * (len(PAGE_VALUES) + 6)
-    return [*page_values(result.metadata), True, None, restored_photos(result.key[1]), str(result.path),
+    return [*page_values(result.metadata), True, None, restored_photos(result.key[1]), shown_image(result.path),
             download_update(result), result.metadata]
 
 

@@ -43,6 +43,9 @@ class Session:
     history: list[Result] = field(default_factory=list)  # newest first
     neutral: Result | None = None  # the all-AUs-0 twin of the latest image, reused while only AUs change
     sweep_files: list[Path] = field(default_factory=list)
+    # The page values (seed left out: Keep seed off draws a new one) and photos of the newest render asked
+    # for. A slider preview of exactly these arrives too late to be of use: it would only hide the render.
+    requested: Any = None
     # A counter rather than a flag: a run stops when it changes under it, so a later run
     # starting cannot clear a Stop meant for an earlier one, and a Stop with nothing running is harmless.
     stops: int = 0
@@ -75,6 +78,12 @@ class OutputFolder:
 
     def png(self, image: Image.Image, metadata: dict[str, Any], prefix: str = "") -> Path:
         return self._kept(save_png(image, self.root / f"{prefix}{uuid.uuid4().hex}.png", metadata), prefix)
+
+    def jpeg(self, image: Image.Image, prefix: str = "") -> Path:
+        """A small picture without settings (a preview): a tenth of the PNG's bytes, quick to send."""
+        path = self.root / f"{prefix}{uuid.uuid4().hex}.jpg"
+        image.convert("RGB").save(path, quality=85)
+        return self._kept(path, prefix)
 
     def gif(self, frames: Sequence[Image.Image], prefix: str = "", frame_ms: int = 120) -> Path:
         """An endless loop that plays forward then back, so the expression never jumps."""

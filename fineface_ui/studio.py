@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from PIL import Image
+
 from .acceleration import Acceleration
 from .face_model_pack import ensure_model_pack
 from .faces import FaceEmbedder, FaceEmbeddings
 from .pipeline import FineFaceOutput, FineFacePipeline, StepCallback
+from .previews import PreviewCallback
 from .settings import GenerationSettings
 from .variants import SD15_IDENTITY, SD21_TEXT
 
@@ -65,9 +68,11 @@ class Studio:
 
         `acceleration`: speed options for both pipelines (default: what wins on the device).
         """
-        # The SD 1.5 base model and VAE are named sd15_base_model and sd15_vae; FineFace weights serve both.
+        # The SD 1.5 base model and VAE are named sd15_base_model and sd15_vae; FineFace weights and the
+        # preview decoder serve both.
         identity_sources = {k.removeprefix("sd15_"): v for k, v in sources.items() if k.startswith("sd15_")}
-        identity_sources.update({k: sources[k] for k in ("fineface_weights", "ip_adapter_weights") if k in sources})
+        shared = ("fineface_weights", "ip_adapter_weights", "preview_decoder")
+        identity_sources.update({k: sources[k] for k in shared if k in sources})
         text_sources = {k: sources[k] for k in SD21_TEXT.sources if k in sources}
         options = {"device": device, "acceleration": acceleration}
         return cls(
@@ -83,12 +88,12 @@ class Studio:
         from .standins.tiny_models import write_sd15_fineface, write_sd21_fineface
 
         folder = Path(folder)
-        base, fineface = write_sd21_fineface(folder / "sd21")
+        sd21 = write_sd21_fineface(folder / "sd21")
         sd15 = write_sd15_fineface(folder / "sd15")
         face_root = folder / "insightface"
         write_model_pack(face_root)
         return cls(
-            lambda: FineFacePipeline.from_pretrained(base, fineface, variant=SD21_TEXT, device="cpu"),
+            lambda: FineFacePipeline.from_pretrained(**sd21, variant=SD21_TEXT, device="cpu"),
             lambda: FineFacePipeline.from_pretrained(**sd15, variant=SD15_IDENTITY, device="cpu"),
             lambda: FaceEmbedder(root=face_root),
             random_weights=True,
@@ -138,12 +143,18 @@ class Studio:
     def face_embedder(self) -> FaceEmbedder:
         return self._get("faces")
 
-    def generate(
-        self, settings: GenerationSettings, photos: Sequence[Any] = (), on_step: StepCallback | None = None
-    ) -> StudioResult:
+    def generate(self, settings: GenerationSettings, photos: Sequence[Any] = (), on_step: StepCallback | None = None,
+                 on_preview: PreviewCallback | None = None) -> StudioResult:
         """Text + AUs, or text + AUs + identity when photos are given."""
         if not photos:
-            return StudioResult(self.text_pipeline().generate(settings, on_step), None)
+            return StudioResult(self.text_pipeline().generate(settings, on_step, on_preview=on_preview), None)
         faces = self.face_embedder().embed(list(photos))
-        output = self.identity_pipeline().generate(settings, on_step, face_embeds=faces.embeddings)
+        output = self.identity_pipeline().generate(settings, on_step, faces.embeddings, on_preview)
         return StudioResult(output, faces)
+
+    def preview(self, settings: GenerationSettings, photos: Sequence[Any] = ()) -> Image.Image:
+        """The quick, rough image of one AU setting that a slider drag shows (previews.py)."""
+        if not photos:
+            return self.text_pipeline().generate_preview(settings)[-1]
+        faces = self.face_embedder().embed(list(photos))
+        return self.identity_pipeline().generate_preview(settings, faces.embeddings)[-1]

@@ -31,14 +31,19 @@ ASSETS = resources.files(__package__) / "assets"
 # Page styles (pass to launch(css=...)); assets/fineface.css says why each rule is there.
 CSS = (ASSETS / "fineface.css").read_text()
 # Slider `.input` fires on every drag tick and `.release` on pointer-up, but arrow keys fire only
-# `.input`. Rendering from `.input` would render a stale mid-drag value first; rendering only on
-# `.release` would ignore the keyboard. So the page tracks whether a pointer is pressed, and a
-# keyboard `.input` bumps a hidden counter whose change joins the release triggers.
+# `.input`; typing in a slider's number box fires `.input` too, with values Gradio refuses while out
+# of range. So the page tracks whether a pointer is pressed, and each `.input` bumps hidden counters:
+# a move of the range (pointer or keys) is previewed, a keyboard move also renders in full (its change
+# joins the release triggers).
 TRACK_POINTER_JS = (ASSETS / "track_pointer.js").read_text()
-COUNT_KEYBOARD_CHANGE_JS = (ASSETS / "count_keyboard_change.js").read_text()
+COUNT_SLIDER_MOVES_JS = (ASSETS / "count_slider_moves.js").read_text()
 NUMBER_BOXES_JS = (ASSETS / "number_boxes.js").read_text()  # Enter in a slider's number box renders
 UI_ONLY = {"api_visibility": "private"}  # the page's events; the HTTP API is http_api.py
 RENDERS = {"concurrency_id": GPU, "concurrency_limit": 1, "trigger_mode": "always_last", **UI_ONLY}
+# The image's own glimpses show the progress: no overlay hiding the previous image, only the time.
+STREAMED = {**RENDERS, "show_progress": "minimal"}
+# A drag's previews: while one runs, Gradio keeps only the newest value waiting, so they never pile up.
+PREVIEWS = {**RENDERS, "show_progress": "hidden"}
 
 Page = dict[str, Any]  # the page's components by name: settings and AUs by their own names
 
@@ -111,7 +116,9 @@ def input_column(page: Page, steps: int, size: int) -> None:
 def output_column(page: Page) -> None:
     with gr.Tabs() as page["tabs"]:
         with gr.Tab("Image"):
-            page["image"] = gr.Image(label="Result", format="png", interactive=False, height=512, elem_id="result")
+            # Results are PNG files (settings inside) shown as they are; previews and glimpses travel as JPEG.
+            page["image"] = gr.Image(label=handlers.RESULT_LABEL, format="jpeg", interactive=False, height=512,
+                                     elem_id="result")
             # Here, not under the tabs: it downloads this image, not the sweep's frames.
             page["download"] = gr.DownloadButton("Download PNG (settings embedded)", value=None, interactive=False)
         with gr.Tab(handlers.COMPARE_TAB) as page["compare_tab"]:
@@ -138,9 +145,14 @@ def output_column(page: Page) -> None:
 def with_backend(handler: Callable[..., Any], backend: Backend) -> Callable[..., Any]:
     """`handler` with its first argument bound. Not functools.partial: Gradio finds gr.Progress and
     gr.SelectData parameters through the signature and type hints, which a partial hides."""
-    @functools.wraps(handler)
-    def bound(*args: Any, **kwargs: Any) -> Any:
-        return handler(backend, *args, **kwargs)
+    if inspect.isgeneratorfunction(handler):  # Gradio streams the outputs of generator functions only
+        @functools.wraps(handler)
+        def bound(*args: Any, **kwargs: Any) -> Any:
+            yield from handler(backend, *args, **kwargs)
+    else:
+        @functools.wraps(handler)
+        def bound(*args: Any, **kwargs: Any) -> Any:
+            return handler(backend, *args, **kwargs)
 
     parameters = list(inspect.signature(handler).parameters.values())[1:]
     bound.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
@@ -154,9 +166,12 @@ def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
     sliders = [component for component in values.values() if isinstance(component, gr.Slider)]
     render = dict(fn=with_backend(handlers.render, backend), inputs=[page["session"], page["photos"],
                   page["keep_seed"], page["compare_shown"]], inputs_kwargs=values, outputs=[page[name] for name in (
-                  "image", "compare", "history", "download", "seed", "metadata")], **RENDERS)
+                  "image", "compare", "history", "download", "seed", "metadata")], **STREAMED)
+    counters = [page["keyboard_changes"], page["range_moves"]]
     for slider in sliders:
-        slider.input(None, page["keyboard_changes"], page["keyboard_changes"], js=COUNT_KEYBOARD_CHANGE_JS, **UI_ONLY)
+        slider.input(None, counters, counters, js=COUNT_SLIDER_MOVES_JS, **UI_ONLY)
+    page["range_moves"].change(with_backend(handlers.preview, backend), [page["session"], page["photos"]],
+                               page["image"], inputs_kwargs=values, **PREVIEWS)
     renders = [
         # The page opens with an image of the default settings rather than an empty result.
         gr.on([demo.load, page["generate"].click, page["prompt"].submit, page["negative_prompt"].submit,
@@ -186,8 +201,8 @@ def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
                                      [page["sweep_gallery"], page["sweep_gif"]], inputs_kwargs=values, **RENDERS)
     # The counter stops the run in progress (cancelling cannot interrupt a running thread);
     # `cancels` drops the requests still waiting in the queue.
-    page["stop"].click(handlers.request_stop, page["session"], None, queue=False, cancels=[*renders, compares, sweeps],
-                       **UI_ONLY)
+    page["stop"].click(handlers.request_stop, page["session"], page["image"], queue=False,
+                       cancels=[*renders, compares, sweeps], **UI_ONLY)
 
 
 def build_ui(studio: Studio) -> gr.Blocks:
@@ -209,9 +224,10 @@ def build_ui(studio: Studio) -> gr.Blocks:
             with gr.Column(scale=6, elem_id="output-column"):
                 output_column(page)
         page["keyboard_changes"] = gr.Number(value=0, visible="hidden")
+        page["range_moves"] = gr.Number(value=0, visible="hidden")
         page["compare_shown"] = gr.State(False)  # whether the Before / after tab is the one shown
         demo.load(None, js=TRACK_POINTER_JS, **UI_ONLY)
         demo.load(None, js=NUMBER_BOXES_JS, **UI_ONLY)
+        add_api(backend)  # first: the endpoints take their plain names, before an event's function name could
         wire(page, backend, demo)
-        add_api(backend)
     return demo

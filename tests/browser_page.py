@@ -19,7 +19,9 @@ BROWSER_TESTS = [
 ]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-RESULT_SRC = "document.querySelector('#result img')?.src ?? null"
+RESULT_SRC = "(document.querySelector('#result img')?.src ?? null)"
+# The result image's label: "Result", or what a preview or a render still forming says it is.
+RESULT_LABEL = "(document.querySelector('#result [data-testid=\"block-label\"]')?.textContent.trim() ?? null)"
 # How long a render may take to show up: under a second alone, far longer on a loaded machine.
 RENDER_MS = 120_000
 
@@ -65,10 +67,11 @@ def slider(page, label: str, part: str = "range slider"):
 
 
 def render_and_wait(page, action) -> str:
-    """Do `action`, then wait until the result image shows a new picture; return its URL."""
+    """Do `action`, then wait until the result image shows a new result (not a glimpse of it); return its URL."""
     before = page.evaluate(RESULT_SRC)
     action()
-    page.wait_for_function(f"(before) => ![null, before].includes({RESULT_SRC})", arg=before, timeout=RENDER_MS)
+    page.wait_for_function(f"(before) => ![null, before].includes({RESULT_SRC}) && {RESULT_LABEL} === 'Result'",
+                           arg=before, timeout=RENDER_MS)
     return page.evaluate(RESULT_SRC)
 
 

@@ -32,11 +32,12 @@ def generate(client, fast):
     return call
 
 
-def test_only_generate_and_sweep_are_public_endpoints(client):
-    assert set(client.view_api(print_info=False, return_format="dict")["named_endpoints"]) == {"/generate", "/sweep"}
+def test_only_generate_preview_and_sweep_are_public_endpoints(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert set(endpoints) == {"/generate", "/preview", "/sweep"}
 
 
-@pytest.mark.parametrize("endpoint", ["/generate", "/sweep"])
+@pytest.mark.parametrize("endpoint", ["/generate", "/preview", "/sweep"])
 def test_every_setting_is_a_typed_parameter_with_the_default_of_its_spec(client, endpoint):
     parameters = client.view_api(print_info=False, return_format="dict")["named_endpoints"][endpoint]["parameters"]
     by_name = {parameter["parameter_name"]: parameter for parameter in parameters}

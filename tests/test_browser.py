@@ -23,7 +23,7 @@ pytestmark = BROWSER_TESTS
 def test_keyboard_and_drag_on_a_slider_rerender_the_image_once(page, tmp_path):
     page.get_by_text("Demo mode with random weights").wait_for()
     first = page.evaluate(RESULT_SRC)  # the page opened with an image (the same render as Generate's)
-    render_fn = page.requests_sent[-1]
+    render_fn = page.requests_sent[0]  # the render the page opened with
 
     slider(page, "AU12 · Lip Corner Puller").focus()
     for _ in range(3):
@@ -117,7 +117,7 @@ def test_stop_ends_the_running_render_after_its_current_step_and_the_next_render
     first_render_started, stop_answered, first_render_ended = threading.Event(), threading.Event(), threading.Event()
     generate = pipe.generate
 
-    def first_render_held_in_its_first_step(settings, on_step=None, face_embeds=None):
+    def first_render_held_in_its_first_step(settings, on_step=None, face_embeds=None, on_preview=None):
         run = {"steps": settings.num_inference_steps, "done": 0}
         runs.append(run)
         first = len(runs) == 1
@@ -129,7 +129,7 @@ def test_stop_ends_the_running_render_after_its_current_step_and_the_next_render
                 stop_answered.wait(RENDER_MS / 1000)
             on_step(done, total)
         try:
-            return generate(settings, step, face_embeds)
+            return generate(settings, step, face_embeds, on_preview)
         finally:
             if first:
                 first_render_ended.set()
@@ -182,6 +182,20 @@ def test_a_history_thumbnail_restores_its_image_settings_and_download(page, tmp_
     assert (stored["prompt"], stored["seed"], stored["aus"][0]["AU12"]) == ("a laughing child", 7, 2.0)
     render_fn = page.requests_sent[renders - 1]
     assert page.requests_sent[renders:].count(render_fn) == 0  # restoring shows the image, renders nothing
+
+
+def test_the_history_highlights_the_image_shown_after_a_click_and_after_a_new_render(page):
+    page.get_by_label("Seed", exact=True).fill("3")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    wait_for_history(page, "neutral · seed 3")
+    thumbnails = page.locator("#history .thumbnail-item")
+    thumbnails.nth(1).click()  # the image the page opened with
+    expect(thumbnails.nth(1)).to_have_class(re.compile(r"\bselected\b"))
+    page.get_by_label("Seed", exact=True).fill("4")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    wait_for_history(page, "neutral · seed 4")
+    expect(thumbnails.nth(0)).to_have_class(re.compile(r"\bselected\b"))  # the new image, shown
+    expect(page.locator("#history .thumbnail-item.selected")).to_have_count(1)
 
 
 def test_history_captions_show_whole(page):

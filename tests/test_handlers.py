@@ -14,7 +14,7 @@ from fineface_ui.handlers import PAGE_VALUES, image_key
 from fineface_ui.png_info import save_png
 from fineface_ui.before_after import show_before_after
 from fineface_ui.png_info import read_settings
-from fineface_ui.rendering import Backend, generate_readably
+from fineface_ui.rendering import Backend, generate_readably, stream_readably
 from fineface_ui.session import Session
 from fineface_ui.settings import SPEC, GenerationSettings
 
@@ -28,6 +28,12 @@ def backend(random_studio):
     return Backend(random_studio)
 
 
+def render(*args, **values):
+    """handlers.render to its end: the outputs it yields last (the result), its image as the file shown."""
+    *_, (image, *others) = handlers.render(*args, **values)
+    return (image["value"], *others)
+
+
 def page(fast, **changes):
     """The page's values by name, as the controls hold them by default."""
     values = {name: setting.default for name, setting in SPEC.items()}
@@ -39,7 +45,7 @@ def test_with_keep_seed_off_every_render_gets_a_new_seed_and_shows_it(backend, f
     state = Session()
     seeds = []
     for _ in range(3):
-        image, _, _, _, seed, metadata = handlers.render(backend, state, None, False, False, no_progress,
+        image, _, _, _, seed, metadata = render(backend, state, None, False, False, no_progress,
                                                          **page(fast, seed=5))
         assert metadata["seed"] == seed
         seeds.append(seed)
@@ -49,10 +55,11 @@ def test_with_keep_seed_off_every_render_gets_a_new_seed_and_shows_it(backend, f
 
 def test_with_keep_seed_on_the_same_settings_again_render_nothing(backend, fast):
     state = Session()
-    first = handlers.render(backend, state, None, True, False, no_progress, **page(fast, seed=5, AU12=2.0))
+    first = render(backend, state, None, True, False, no_progress, **page(fast, seed=5, AU12=2.0))
     assert first[4] == 5
-    assert handlers.render(backend, state, None, True, False, no_progress, **page(fast, seed=5, AU12=2.0)) == gr.skip()
-    changed = handlers.render(backend, state, None, True, False, no_progress, **page(fast, seed=5, AU12=3.0))
+    again = render(backend, state, None, True, False, no_progress, **page(fast, seed=5, AU12=2.0))
+    assert again == (first[0], *[gr.skip()] * 5) and len(state.history) == 1  # the image shown, no render
+    changed = render(backend, state, None, True, False, no_progress, **page(fast, seed=5, AU12=3.0))
     assert changed[5]["aus"][0]["AU12"] == 3.0 and len(state.history) == 2
 
 
@@ -111,7 +118,7 @@ def test_a_png_without_settings_leaves_every_control_as_it_was_and_says_why(tmp_
 
 
 def test_the_download_is_named_by_the_seed_and_the_aus_in_use(backend, fast):
-    image, _, _, download, _, _ = handlers.render(backend, Session(), None, True, False, no_progress,
+    image, _, _, download, _, _ = render(backend, Session(), None, True, False, no_progress,
                                          **page(fast, seed=7, AU6=2.5, AU12=4.0))
     path = Path(download["value"])
     assert path.name == "fineface-seed7-AU6_2.5-AU12_4.png"
@@ -131,16 +138,20 @@ def test_the_before_image_is_rendered_only_when_the_before_after_view_asks_for_i
         batches.append(len(settings.aus))
         return generate_readably(studio, settings, photos, on_step)
 
-    backend, state = Backend(random_studio, generate=generate), Session()
-    image, compare, *_ = handlers.render(backend, state, None, True, False, no_progress, **page(fast, AU12=2.0))
+    def streamed(studio, settings, photos, on_step):
+        batches.append(len(settings.aus))
+        yield from stream_readably(studio, settings, photos, on_step)
+
+    backend, state = Backend(random_studio, generate=generate, streamed=streamed), Session()
+    image, compare, *_ = render(backend, state, None, True, False, no_progress, **page(fast, AU12=2.0))
     assert batches == [1] and compare is None  # the view is not shown: no twin
     before, after = show_before_after(backend, state, no_progress)  # the view opens: the twin now
     assert batches == [1, 1] and after == image and not any(read_settings(before)["aus"][0].values())
     assert show_before_after(backend, state, no_progress) == (before, after) and batches == [1, 1]
 
-    image, compare, *_ = handlers.render(backend, state, None, True, True, no_progress, **page(fast, AU12=3.0))
+    image, compare, *_ = render(backend, state, None, True, True, no_progress, **page(fast, AU12=3.0))
     assert batches == [1, 1, 1] and compare == (before, image)  # only an AU changed: the same twin
-    image, compare, *_ = handlers.render(backend, state, None, True, True, no_progress, **page(fast, seed=8, AU12=3.0))
+    image, compare, *_ = render(backend, state, None, True, True, no_progress, **page(fast, seed=8, AU12=3.0))
     assert batches[-1] == 2 and compare[1] == image  # a new seed, with the view shown: one batch of two
 
 
@@ -153,9 +164,9 @@ def clicked_in_history(result, index):
 
 def test_a_history_click_restores_the_image_clicked_even_after_a_render_shifted_the_gallery(backend, fast):
     state = Session()
-    handlers.render(backend, state, None, True, False, no_progress, **page(fast, AU12=2.0))
+    render(backend, state, None, True, False, no_progress, **page(fast, AU12=2.0))
     clicked = state.history[0]
-    handlers.render(backend, state, None, True, False, no_progress, **page(fast, AU12=4.0))  # ends before the click
+    render(backend, state, None, True, False, no_progress, **page(fast, AU12=4.0))  # ends before the click
     # The page sends the index it showed (0, now the newer image) and Gradio's cached copy of the file.
     restored = restoring.restore_from_history(state, clicked_in_history(clicked, index=0))
     assert dict(zip(PAGE_VALUES, restored))["AU12"] == 2.0 and restored[-1] == clicked.metadata
@@ -164,7 +175,7 @@ def test_a_history_click_restores_the_image_clicked_even_after_a_render_shifted_
 
 def test_a_history_click_puts_the_face_photos_of_that_image_back(backend, fast, tmp_path):
     state = Session()
-    handlers.render(backend, state, None, True, False, no_progress, **page(fast, AU12=2.0))
+    render(backend, state, None, True, False, no_progress, **page(fast, AU12=2.0))
     photo = tmp_path / "me.png"
     Image.new("RGB", (8, 8)).save(photo)
     state.history[0].key = (state.history[0].key[0], (str(photo),))  # as if made with this photo
@@ -191,11 +202,11 @@ def test_an_uploaded_photo_moves_into_the_tab_and_leaves_with_it(backend, tmp_pa
 def test_a_prompt_longer_than_clip_reads_gets_a_warning_naming_the_count(backend, fast):
     long_prompt = "a close-up photo of a smiling woman in a park " * 12
     with pytest.warns(UserWarning, match=r"The prompt is \d+ token\(s\) longer than CLIP reads"):
-        handlers.render(backend, Session(), None, True, False, no_progress, **page(fast, prompt=long_prompt))
+        render(backend, Session(), None, True, False, no_progress, **page(fast, prompt=long_prompt))
 
 
 def test_random_weight_images_name_no_server_folder(backend, fast):
-    image, *_, metadata = handlers.render(backend, Session(), None, True, False, no_progress, **page(fast, seed=3))
+    image, *_, metadata = render(backend, Session(), None, True, False, no_progress, **page(fast, seed=3))
     with Image.open(image) as png:
         stored = " ".join(str(value) for value in png.info.values())
     for text in (json.dumps(metadata), stored):

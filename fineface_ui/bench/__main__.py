@@ -3,6 +3,7 @@
 CPU: the full-size SD 2.1-base UNet (random weights) at a small latent size, one denoising step of
 our processors (SDPA, AU term precomputed, LoRA fused) against the literal paper Eq. 2 (bmm
 attention, AU attention every step, LoRA unfused).
+`--random-weights`: live previews with the tiny models of `app.py --random-weights` (live.py).
 `--device cuda --full-size`: the GPU table of gpu_table.py (fp16 correctness, per-step and
 end-to-end latency under each speed option, memory, out of memory).
 """
@@ -107,8 +108,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--full-size", action="store_true",
                         help="with --device cuda: the whole GPU table at 512x512 (gpu_table.py)")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="live previews on the CPU with the tiny models of app.py --random-weights (live.py)")
     args = parser.parse_args(argv)
     torch.set_grad_enabled(False)
+    if args.random_weights:
+        from .live import main as live_tables
+
+        return live_tables(args.repeats)
     if args.device == "cuda" or args.full_size:
         if not (args.device == "cuda" and args.full_size and torch.cuda.is_available()):
             parser.error("the GPU table needs --device cuda --full-size and a CUDA GPU")

@@ -130,6 +130,15 @@ def text_part() -> Any:
     return pipe
 
 
+@section("Live previews: SD 2.1-base, accelerated, 512x512 (bench/live.py)")
+def live_part(pipe: Any) -> None:
+    from .live import pipeline_rows, reuse_rows
+
+    for what, value, note in [*pipeline_rows(pipe, 512, 25, 20, torch.cuda.synchronize),
+                              *reuse_rows(pipe, 512, 25, 10, torch.cuda.synchronize)]:
+        row(what, value, note)
+
+
 @section("SD 2.1-base with channels-last + CUDA graphs, no compile (the command line's default)")
 def graphs_only_part() -> None:
     pipe = full_size.text_pipeline("cuda", torch.float16)
@@ -183,6 +192,8 @@ def main() -> None:
     started = time.perf_counter()
     with torch.no_grad():
         text = text_part()
+        if text is not None:
+            live_part(text)
         graphs_only_part()
         identity = identity_part()
         if text is not None and identity is not None:
