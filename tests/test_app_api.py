@@ -56,6 +56,18 @@ def test_generate_returns_a_png_carrying_its_settings(generate, pixels):
     assert stored["aus"][0]["AU12"] == 5 and stored["aus"][0]["AU6"] == 2.5
 
 
+def test_preview_returns_a_small_jpeg_without_settings_of_the_same_size(client, generate, fast):
+    preview = client.predict(prompt="a close-up of a face", aus="AU12=3", seed=5, **fast, api_name="/preview")
+    png, _ = generate(aus="AU12=3", seed=5)
+    with Image.open(preview) as jpeg, Image.open(png) as full:
+        assert jpeg.format == "JPEG" and jpeg.size == full.size
+        assert not {key for key in jpeg.info if key not in ("jfif", "jfif_version", "jfif_unit", "jfif_density")}
+    with pytest.raises(Exception, match="FineFace settings|PNG"):
+        read_settings(preview)
+    with pytest.raises(AppError, match="/sweep"):
+        client.predict(prompt="a face", aus='[{"AU12": 1}, {"AU12": 2}]', **fast, api_name="/preview")
+
+
 def test_the_same_seed_gives_the_same_pixels_and_another_seed_does_not(generate, pixels):
     first, _ = generate(aus='{"AU12": 3}', seed=11)
     again, _ = generate(aus='{"AU12": 3}', seed=11)
