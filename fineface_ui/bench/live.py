@@ -14,7 +14,7 @@ import statistics
 import tempfile
 import time
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -48,6 +48,11 @@ def mean_abs_diff(a: Image.Image, b: Image.Image) -> float:
     return float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).mean())
 
 
+def drag_values() -> Iterator[float]:
+    """AU12 values as a drag gives them: each new, so nothing but the prompt's embeddings is a cache hit."""
+    return (round(1 + index % 40 / 10, 1) for index in itertools.count())
+
+
 def page_values(size: int, steps: int) -> dict[str, Any]:
     values = {name: setting.default for name, setting in SPEC.items()}
     return {**values, **{name: 0.0 for name in handlers.AU_NAMES}, "prompt": PROMPT, "num_inference_steps": steps,
@@ -56,8 +61,8 @@ def page_values(size: int, steps: int) -> dict[str, Any]:
 
 def latency_rows(backend: Backend, size: int, steps: int, repeats: int,
                  sync: Callable[[], None] = lambda: None) -> list[Row]:
-    """Each run moves AU12 to a new value, as a drag does: nothing is a cache hit but the prompt's embeddings."""
-    values = (round(1 + index % 40 / 10, 1) for index in itertools.count())
+    """Server-side latency of the page's handlers, each run with AU12 moved (drag_values)."""
+    values = drag_values()
 
     def moved() -> dict[str, Any]:
         return {**page_values(size, steps), "AU12": next(values)}
@@ -86,7 +91,7 @@ def latency_rows(backend: Backend, size: int, steps: int, repeats: int,
 
 def pipeline_rows(pipe: Any, size: int, steps: int, repeats: int, sync: Callable[[], None]) -> list[Row]:
     """The preview, the full render and the full render with its glimpses, on the pipeline alone (the GPU table)."""
-    values = (round(1 + index % 40 / 10, 1) for index in itertools.count())
+    values = drag_values()
 
     def settings() -> GenerationSettings:
         return GenerationSettings.create(PROMPT, {"AU12": next(values)}, num_inference_steps=steps, width=size,
