@@ -5,7 +5,7 @@ A Hugging Face Space runs this file; `fineface-ui serve` does the same from any 
 
 import sys
 
-from fineface_ui.web_app import main
+from fineface_ui.web.server import main
 
 if __name__ == "__main__":
     sys.exit(main())

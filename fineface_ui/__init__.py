@@ -9,18 +9,18 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from .versions import APP_VERSION as __version__
+from .hub.versions import APP_VERSION as __version__
 
 _EXPORTS = {
     "ACTION_UNITS": "aus", "AU_NAMES": "aus", "au_dict": "aus", "au_vector": "aus",
     "FineFaceError": "errors", "InvalidInputError": "errors", "NoFaceError": "errors",
     "MissingWeightsError": "errors", "DownloadError": "errors", "CheckpointError": "errors",
     "GPUMemoryError": "errors",
-    "FineFacePipeline": "pipeline", "FineFaceOutput": "pipeline",
-    "FineFaceIdentityPipeline": "identity_pipeline",
-    "Variant": "variants", "SD21_TEXT": "variants", "SD15_IDENTITY": "variants",
+    "FineFacePipeline": "engine.pipeline", "FineFaceOutput": "engine.pipeline",
+    "FineFaceIdentityPipeline": "engine.identity_pipeline",
+    "Variant": "engine.variants", "SD21_TEXT": "engine.variants", "SD15_IDENTITY": "engine.variants",
     "GenerationSettings": "settings",
-    "FaceEmbedder": "faces", "FaceEmbeddings": "faces",
+    "FaceEmbedder": "faces.embedder", "FaceEmbeddings": "faces.embedder",
     "Studio": "studio",
 }
 __all__ = ["__version__", *_EXPORTS]

@@ -34,7 +34,7 @@ def _generate_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .web_app import add_arguments
+    from .web.server import add_arguments
 
     parser = argparse.ArgumentParser(prog="fineface-ui", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -48,9 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def generate(args: argparse.Namespace) -> Path:
-    from .acceleration import Acceleration
     from .aus import parse_au_string
-    from .pipeline import default_device_and_dtype
+    from .engine.acceleration import Acceleration
+    from .engine.pipeline import default_device_and_dtype
     from .png_info import read_settings, save_png
     from .settings import SPEC, GenerationSettings
     from .studio import Studio
@@ -82,7 +82,7 @@ def generate(args: argparse.Namespace) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
-        from .web_app import serve
+        from .web.server import serve
 
         return serve(args)
     try:

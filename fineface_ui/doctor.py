@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .model_sources import all_weights
-from .weights import display_name, download, hub_reachable, locate, resolve
+from .hub.model_sources import all_weights
+from .hub.weights import display_name, download, hub_reachable, locate, resolve
 
 
 def download_all(force: bool = False) -> None:
@@ -11,7 +11,7 @@ def download_all(force: bool = False) -> None:
 
     `force` fetches again what is already there: the cure for a truncated or corrupt file.
     """
-    from .face_model_pack import download_model_pack
+    from .faces.model_pack import download_model_pack
 
     weights = all_weights()
     found = {weight: download(weight, force=True) for weight in weights} if force else resolve(weights)
@@ -25,8 +25,8 @@ def report() -> str:
     import torch
 
     from .errors import MissingWeightsError
-    from .face_model_pack import find_model_pack
-    from .versions import library_versions
+    from .faces.model_pack import find_model_pack
+    from .hub.versions import library_versions
 
     lines = [f"{name} {version}" for name, version in library_versions().items()]
     cuda = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available"

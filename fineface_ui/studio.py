@@ -16,14 +16,13 @@ from typing import Any, Callable, Sequence
 
 from PIL import Image
 
-from .acceleration import Acceleration
-from .face_model_pack import ensure_model_pack
-from .faces import FaceEmbedder, FaceEmbeddings
-from .pipeline import FineFaceOutput, FineFacePipeline, StepCallback
-from .previews import PreviewCallback
+from .engine.acceleration import Acceleration
+from .engine.pipeline import FineFaceOutput, FineFacePipeline, StepCallback
+from .engine.previews import PreviewCallback
+from .engine.variants import SD15_IDENTITY, SD21_TEXT
+from .faces.embedder import FaceEmbedder, FaceEmbeddings
+from .faces.model_pack import ensure_model_pack
 from .settings import GenerationSettings
-from .variants import SD15_IDENTITY, SD21_TEXT
-
 
 _open_studios: weakref.WeakValueDictionary[int, "Studio"] = weakref.WeakValueDictionary()
 
@@ -64,7 +63,7 @@ class Studio:
     @classmethod
     def from_pretrained(cls, device: str | None = None, acceleration: Acceleration | None = None,
                         **sources: Any) -> "Studio":
-        """Real models from the Hub, the cache or weights/; `sources` override repo ids (see weights.py).
+        """Real models from the Hub, the cache or weights/; `sources` override repo ids (see hub/weights.py).
 
         `acceleration`: speed options for both pipelines (default: what wins on the device).
         """

@@ -10,8 +10,8 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
-from fineface_ui.web_app import create_app, launch
 from fineface_ui.studio import Studio
+from fineface_ui.web.server import create_app, launch
 
 
 def free_port() -> int:

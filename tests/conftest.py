@@ -49,7 +49,7 @@ def sd15_files(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def identity_pipe(sd15_files):
-    from fineface_ui.identity_pipeline import FineFaceIdentityPipeline
+    from fineface_ui.engine.identity_pipeline import FineFaceIdentityPipeline
 
     return FineFaceIdentityPipeline.from_pretrained(**sd15_files, device="cpu")
 

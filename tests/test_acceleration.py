@@ -10,8 +10,8 @@ import torch
 from torch._dynamo.utils import counters
 
 from fineface_ui import FineFacePipeline
-from fineface_ui.acceleration import Acceleration
-from fineface_ui.attention import FineFaceAttnProcessor
+from fineface_ui.engine.acceleration import Acceleration
+from fineface_ui.engine.attention import FineFaceAttnProcessor
 from fineface_ui.errors import GPUMemoryError
 
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 from diffusers.models.attention_processor import Attention
 
-from fineface_ui.attention import FineFaceAttnProcessor
-from fineface_ui.au_encoder import AUEncoder
 from fineface_ui.bench.reference import ReferenceAUAttnProcessor, install_reference
+from fineface_ui.engine.attention import FineFaceAttnProcessor
+from fineface_ui.engine.au_encoder import AUEncoder
 
 
 @pytest.fixture

@@ -24,9 +24,9 @@ def test_a_photo_without_a_face_says_so(page, tmp_path):
 def test_the_first_face_photo_shows_the_face_models_loading_then_the_face(browser, sd21_pipe, identity_pipe, tmp_path):
     from PIL import ImageDraw
 
-    from fineface_ui.faces import FaceEmbedder
-    from fineface_ui.studio import Studio
+    from fineface_ui.faces.embedder import FaceEmbedder
     from fineface_ui.standins.tiny_face_models import write_model_pack
+    from fineface_ui.studio import Studio
 
     write_model_pack(tmp_path / "faces")
     downloading = threading.Event()

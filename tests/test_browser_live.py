@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import time
 
-from fineface_ui.handlers import PREVIEW_LABEL
-
-from tests.browser_page import (AU12, BROWSER_TESTS, RENDER_MS, RESULT_LABEL, RESULT_SRC, slider, wait_for_history)
+from fineface_ui.web.handlers import PREVIEW_LABEL
+from tests.browser_page import AU12, BROWSER_TESTS, RENDER_MS, RESULT_LABEL, RESULT_SRC, slider, wait_for_history
 
 pytest_plugins = ["tests.browser_page"]  # its fixtures: app_url, browser, page
 

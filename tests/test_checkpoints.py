@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from fineface_ui import FineFacePipeline
-from fineface_ui.checkpoints import read_state_dict
+from fineface_ui.engine.checkpoints import read_state_dict
 from fineface_ui.errors import CheckpointError
 
 

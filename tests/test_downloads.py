@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from fineface_ui.model_sources import DEFAULT_REPOS, PACK_NAME
+from fineface_ui.hub.model_sources import DEFAULT_REPOS, PACK_NAME
 from fineface_ui.png_info import read_settings
 from fineface_ui.standins.tiny_face_models import write_model_pack
-
 from tests.fake_hub import FakeHub, fake_sha
 
 SD21_BASE = DEFAULT_REPOS["FINEFACE_BASE_MODEL"]

@@ -14,11 +14,12 @@ import pytest
 import torch
 from PIL import Image
 
-from fineface_ui import faces, model_sources, weights
 from fineface_ui.errors import CheckpointError, InvalidInputError, MissingWeightsError, NoFaceError
-from fineface_ui.faces import FaceEmbedder, draw_face_box
-from fineface_ui.photos import load_rgb
-
+from fineface_ui.faces import embedder as embedder_module
+from fineface_ui.faces import photos
+from fineface_ui.faces.embedder import FaceEmbedder, draw_face_box
+from fineface_ui.faces.photos import load_rgb
+from fineface_ui.hub import model_sources, weights
 from fineface_ui.standins.tiny_face_models import write_model_pack
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # skimage deprecation inside insightface
@@ -157,7 +158,7 @@ def test_a_very_large_photo_is_downscaled_for_detection_but_the_box_is_in_its_ow
 
     (face,) = fresh_embedder.embed(huge).faces
 
-    assert max(seen_shapes[0][:2]) <= faces.MAX_SIDE
+    assert max(seen_shapes[0][:2]) <= photos.MAX_SIDE
     assert_box(face.box, (1000, 800, 2200, 2000), tolerance=12)
 
 
@@ -312,7 +313,7 @@ def test_a_photo_without_a_face_is_not_searched_twice(fresh_embedder):
 
 
 def test_the_cache_forgets_the_least_recently_used_photo(fresh_embedder, monkeypatch):
-    monkeypatch.setattr(faces, "CACHE_SIZE", 2)
+    monkeypatch.setattr(embedder_module, "CACHE_SIZE", 2)
     a, b, c = photo((60, 100, 200, WARM)), photo((60, 100, 200, COOL)), photo((300, 150, 240, WARM))
 
     fresh_embedder.embed([a, b, a, c])  # c pushes out b, the least recently used
@@ -426,8 +427,6 @@ def test_a_png_declaring_too_many_pixels_is_refused_without_decoding_it(embedder
 
 
 def test_a_jpeg_with_too_many_pixels_is_decoded_reduced(tmp_path, monkeypatch, decodes):
-    from fineface_ui import photos
-
     monkeypatch.setattr(photos, "MAX_PIXELS", 300_000, raising=False)
     monkeypatch.setattr(photos, "MAX_SIDE", 256, raising=False)
     Image.fromarray(photo(ONE_FACE, size=(1200, 1600))).save(tmp_path / "big.jpg")

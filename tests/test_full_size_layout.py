@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from fineface_ui.attention import FineFaceAttnProcessor, attention_layers, install_processors
-from fineface_ui.identity_adapter import identity_layer_indices
+from fineface_ui.engine.attention import FineFaceAttnProcessor, attention_layers, install_processors
+from fineface_ui.engine.identity_adapter import identity_layer_indices
+from fineface_ui.engine.lora import expected_lora_shapes
 from fineface_ui.standins.layouts import SD15_UNET, SD21_BASE_UNET, meta_unet
-from fineface_ui.lora import expected_lora_shapes
 
 
 @pytest.fixture(scope="module")

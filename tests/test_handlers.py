@@ -9,14 +9,13 @@ import gradio as gr
 import pytest
 from PIL import Image
 
-from fineface_ui import handlers, restoring
-from fineface_ui.handlers import PAGE_VALUES, image_key
-from fineface_ui.png_info import save_png
-from fineface_ui.before_after import show_before_after
-from fineface_ui.png_info import read_settings
-from fineface_ui.rendering import Backend, generate_readably, stream_readably
-from fineface_ui.session import Session
+from fineface_ui.png_info import read_settings, save_png
 from fineface_ui.settings import SPEC, GenerationSettings
+from fineface_ui.web import handlers, restoring
+from fineface_ui.web.before_after import show_before_after
+from fineface_ui.web.handlers import PAGE_VALUES, image_key
+from fineface_ui.web.rendering import Backend, generate_readably, stream_readably
+from fineface_ui.web.session import Session
 
 
 def no_progress(*args, **kwargs):

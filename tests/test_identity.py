@@ -7,16 +7,17 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from fineface_ui.engine.identity_adapter import identity_layer_indices
+from fineface_ui.engine.identity_pipeline import FineFaceIdentityPipeline
+from fineface_ui.engine.pipeline import FineFacePipeline
+from fineface_ui.engine.variants import SD15_IDENTITY
 from fineface_ui.errors import CheckpointError, NoFaceError
-from fineface_ui.faces import FaceEmbedder
-from fineface_ui.identity_adapter import identity_layer_indices
-from fineface_ui.identity_pipeline import FineFaceIdentityPipeline
-from fineface_ui.model_sources import IP_ADAPTER_FILE
-from fineface_ui.pipeline import FineFacePipeline
-from fineface_ui.variants import SD15_IDENTITY
+from fineface_ui.faces.embedder import FaceEmbedder
+from fineface_ui.hub.model_sources import IP_ADAPTER_FILE
 from fineface_ui.settings import GenerationSettings
-from fineface_ui.studio import Studio
 from fineface_ui.standins.tiny_face_models import write_model_pack
+from fineface_ui.studio import Studio
+
 
 @pytest.fixture(scope="module")
 def face_embeds():

@@ -12,7 +12,7 @@ from fineface_ui.aus import ACCEPTED_RANGE, AU_NAMES
 from fineface_ui.cli import build_parser
 from fineface_ui.errors import InvalidInputError
 from fineface_ui.settings import SETTINGS, SPEC, GenerationSettings, parameter_table
-from fineface_ui.ui import build_ui
+from fineface_ui.web.ui import build_ui
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

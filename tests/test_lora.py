@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import load_file
 
 from fineface_ui import FineFacePipeline
-from fineface_ui.lora import TRAINED_LORA_SCALE
+from fineface_ui.engine.lora import TRAINED_LORA_SCALE
 
 LAYER = "down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_v"
 
@@ -90,7 +90,7 @@ def test_the_fused_lora_holds_only_the_original_weights_in_model_dtype_and_the_f
     from diffusers import UNet2DConditionModel
     from safetensors.torch import save_file
 
-    from fineface_ui.lora import FusedLora, expected_lora_shapes, lora_targets
+    from fineface_ui.engine.lora import FusedLora, expected_lora_shapes, lora_targets
 
     unet = UNet2DConditionModel.from_pretrained(sd21_files["base_model"], subfolder="unet").half()
     # A low rank, as in the real model (32 against 320-1280 features): the factors are smaller than B @ A.

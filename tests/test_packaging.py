@@ -37,7 +37,7 @@ def test_the_face_models_run_on_the_first_provider_the_embedder_picks():
     import onnxruntime
     import torch
 
-    from fineface_ui.faces import default_providers
+    from fineface_ui.faces.embedder import default_providers
     from fineface_ui.standins.tiny_face_models import build_recognizer
 
     picked = default_providers()
@@ -65,7 +65,7 @@ def imported_by(code: str, cwd) -> list[str]:
     "from fineface_ui.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass",
     *(f"from fineface_ui.cli import main\ntry: main([{command!r}, '--help'])\nexcept SystemExit: pass"
       for command in ("generate", "download", "doctor", "serve")),
-    "from fineface_ui.web_app import main\ntry: main(['--help'])\nexcept SystemExit: pass",
+    "from fineface_ui.web.server import main\ntry: main(['--help'])\nexcept SystemExit: pass",
 ])
 def test_importing_the_package_and_every_help_load_no_model_library(code, tmp_path):
     assert imported_by(code, cwd=tmp_path) == []  # tmp_path: the installed package, not the checkout
@@ -77,7 +77,7 @@ def test_the_install_provides_the_console_script_and_the_page_styles():
 
     (script,) = entry_points(group="console_scripts", name="fineface-ui")
     assert script.value == "fineface_ui.cli:main"
-    assert (files("fineface_ui") / "assets" / "fineface.css").read_text().strip()
+    assert (files("fineface_ui.web") / "assets" / "fineface.css").read_text().strip()
 
 
 def test_the_console_script_runs_from_another_folder(tmp_path):
@@ -87,10 +87,10 @@ def test_the_console_script_runs_from_another_folder(tmp_path):
 
 
 def test_gradio_server_variables_set_host_and_port_unless_given(monkeypatch):
-    from fineface_ui import web_app
+    from fineface_ui.web import server
 
     def parse(*argv):
-        return web_app.add_arguments(argparse.ArgumentParser()).parse_args(argv)
+        return server.add_arguments(argparse.ArgumentParser()).parse_args(argv)
 
     monkeypatch.setenv("GRADIO_SERVER_PORT", "8123")
     monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")

@@ -8,11 +8,18 @@ from diffusers import AutoencoderTiny
 from safetensors.torch import load_file, save_file
 
 from fineface_ui import FineFacePipeline
-from fineface_ui import weights
+from fineface_ui.engine.loading import load_preview_decoder
 from fineface_ui.errors import CheckpointError
-from fineface_ui.loading import load_preview_decoder
-from fineface_ui.model_sources import (DEFAULT_REPOS, MODEL_WEIGHTS_FILE, Weight, all_weights, identity_weights,
-                                       preview_decoder_weight, text_weights)
+from fineface_ui.hub import weights
+from fineface_ui.hub.model_sources import (
+    DEFAULT_REPOS,
+    MODEL_WEIGHTS_FILE,
+    Weight,
+    all_weights,
+    identity_weights,
+    preview_decoder_weight,
+    text_weights,
+)
 from fineface_ui.standins.tiny_models import write_preview_decoder
 
 TAESD = DEFAULT_REPOS["FINEFACE_PREVIEW_DECODER"]

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fineface_ui import handlers
-from fineface_ui.previews import PREVIEW_STEPS, glimpse_steps, preview_settings
-from fineface_ui.rendering import Backend, Glimpse, StepReporter, stream_readably
-from fineface_ui.session import Session
+from fineface_ui.engine.previews import PREVIEW_STEPS, glimpse_steps, preview_settings
 from fineface_ui.settings import SPEC, GenerationSettings
 from fineface_ui.studio import StudioResult
+from fineface_ui.web import handlers
+from fineface_ui.web.rendering import Backend, Glimpse, StepReporter, stream_readably
+from fineface_ui.web.session import Session
 
 
 def no_progress(*args, **kwargs):

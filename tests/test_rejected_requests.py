@@ -16,7 +16,7 @@ import httpx
 import pytest
 from gradio.utils import get_upload_folder
 
-from fineface_ui import web_app
+from fineface_ui.web import server
 from tests.app_fixtures import free_port, running_app
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # skimage deprecation inside insightface
@@ -130,9 +130,9 @@ def test_after_a_refused_request_the_next_one_renders(app_url):
 def test_the_server_keeps_per_session_state_for_at_most_its_session_capacity(random_studio, monkeypatch):
     # Each call without a session is a session of its own, and Gradio keeps a copy of the page's
     # configuration per session (about 0.2 MB) until it drops the least recently used beyond the capacity.
-    monkeypatch.setattr(web_app, "SESSIONS_KEPT", 4)
-    demo = web_app.create_app(random_studio)
-    web_app.launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
+    monkeypatch.setattr(server, "SESSIONS_KEPT", 4)
+    demo = server.create_app(random_studio)
+    server.launch(demo, port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
         url = demo.local_url.rstrip("/")
         for _ in range(10):

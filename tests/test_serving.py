@@ -13,12 +13,11 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image, ImageDraw
 
-from fineface_ui import zero_gpu
-from fineface_ui.faces import FaceEmbedder
+from fineface_ui.faces.embedder import FaceEmbedder
 from fineface_ui.settings import GenerationSettings
-from fineface_ui.studio import Studio
 from fineface_ui.standins.tiny_face_models import write_model_pack
-
+from fineface_ui.studio import Studio
+from fineface_ui.web import zero_gpu
 from tests.app_fixtures import blank_photo, running_app
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # skimage deprecation inside insightface
@@ -81,7 +80,7 @@ def test_a_failed_background_load_reaches_the_next_request_as_its_message(sd21_p
 
 
 def test_the_real_loader_finds_the_face_pack_in_the_weights_folder(tmp_path, monkeypatch):
-    from fineface_ui import weights
+    from fineface_ui.hub import weights
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(weights, "WEIGHTS_DIR", weights.Path("weights"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from PIL import Image
 
-from fineface_ui.session import OutputFolder, Session
 from fineface_ui.settings import GenerationSettings
+from fineface_ui.web.session import OutputFolder, Session
 
 
 def metadata():

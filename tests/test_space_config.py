@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from fineface_ui.model_sources import COMPONENT_FILES, DEFAULT_REPOS, VAE_FILES, space_preload
+from fineface_ui.hub.model_sources import COMPONENT_FILES, DEFAULT_REPOS, VAE_FILES, space_preload
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

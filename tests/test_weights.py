@@ -6,8 +6,8 @@ import socket
 import pytest
 
 from fineface_ui import FineFacePipeline, MissingWeightsError
-from fineface_ui import weights
-from fineface_ui.model_sources import Weight, repo_for, text_weights
+from fineface_ui.hub import weights
+from fineface_ui.hub.model_sources import Weight, repo_for, text_weights
 
 
 @pytest.fixture

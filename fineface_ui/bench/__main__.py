@@ -19,11 +19,11 @@ from typing import Callable
 
 import torch
 
-from ..au_encoder import AUEncoder
-from ..checkpoints import read_state_dict
+from ..engine.au_encoder import AUEncoder
+from ..engine.checkpoints import read_state_dict
+from ..engine.lora import FILE_PREFIX
 from ..standins.full_size import adapted_unet
 from ..standins.layouts import SD21_BASE_UNET
-from ..lora import FILE_PREFIX
 from .reference import install_reference
 
 
@@ -81,7 +81,7 @@ def face_embedding_latency(photo_path: Path | None) -> tuple[str, list[tuple[str
     """
     from PIL import Image, ImageDraw
 
-    from ..faces import FaceEmbedder
+    from ..faces.embedder import FaceEmbedder
     from ..standins.tiny_face_models import write_model_pack
 
     if photo_path is not None:

@@ -16,15 +16,15 @@ from typing import Any, Callable
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from ..engine.acceleration import Acceleration, WarmedForward, warming
+from ..engine.attention import request_addresses
+from ..engine.au_encoder import AUEncoder
+from ..engine.checkpoints import read_state_dict
+from ..engine.lora import FILE_PREFIX
 from ..standins import full_size
-from ..acceleration import Acceleration, WarmedForward, warming
-from ..attention import request_addresses
-from ..au_encoder import AUEncoder
-from .table import ALL_ON, row, section, timed_ms
-from ..checkpoints import read_state_dict
 from ..standins.layouts import SD21_BASE_UNET, SD21_BASE_VAE
-from ..lora import FILE_PREFIX
 from .reference import install_reference
+from .table import ALL_ON, row, section, timed_ms
 
 
 def _step_runner(unet: Any, adapters: dict, acceleration: Acceleration) -> Callable[[], Any]:

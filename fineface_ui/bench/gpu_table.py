@@ -18,12 +18,12 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from ..standins import full_size
-from ..acceleration import Acceleration
 from ..aus import AU_NAMES
+from ..engine.acceleration import Acceleration
+from ..errors import GPUMemoryError
+from ..standins import full_size
 from .components import step_table, vae_table
 from .table import p50_p90, row, section, timed_ms
-from ..errors import GPUMemoryError
 
 PROMPT = "a close-up of a woman in a park"
 RENDER = {"seed": 7, "num_inference_steps": 25, "height": 512, "width": 512}

@@ -20,12 +20,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .. import handlers
-from ..previews import PREVIEW_STEPS, glimpse_steps
-from ..rendering import Backend
-from ..session import Session
+from ..engine.previews import PREVIEW_STEPS, glimpse_steps
 from ..settings import SPEC, GenerationSettings
 from ..studio import Studio
+from ..web import handlers
+from ..web.rendering import Backend
+from ..web.session import Session
 
 PROMPT = "a close-up photo of a woman in a park"
 Row = tuple[str, float, str]  # what, milliseconds or pixels, a note

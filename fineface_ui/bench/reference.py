@@ -11,7 +11,7 @@ import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor
 from torch import nn
 
-from ..attention import FineFaceAttnProcessor
+from ..engine.attention import FineFaceAttnProcessor
 
 
 class ReferenceAUAttnProcessor(nn.Module):

@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..acceleration import Acceleration
+from ..engine.acceleration import Acceleration
 
 ALL_ON = Acceleration(channels_last=True, compile=True, cuda_graphs=True)
 

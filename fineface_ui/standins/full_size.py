@@ -13,13 +13,13 @@ import torch
 from diffusers import AutoencoderKL, AutoencoderTiny, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from ..attention import FineFaceAttnProcessor, install_processors
-from ..au_encoder import AUEncoder
-from ..identity_adapter import IdentityAdapter, IdentityProjection
+from ..engine.attention import FineFaceAttnProcessor, install_processors
+from ..engine.au_encoder import AUEncoder
+from ..engine.identity_adapter import IdentityAdapter, IdentityProjection
+from ..engine.lora import TRAINED_LORA_SCALE, FusedLora
+from ..engine.pipeline import FineFacePipeline
+from ..engine.variants import SD15_IDENTITY, SD21_TEXT
 from .layouts import SD15_TEXT_ENCODER, SD15_UNET, SD21_BASE_TEXT_ENCODER, SD21_BASE_UNET, SD21_BASE_VAE
-from ..lora import TRAINED_LORA_SCALE, FusedLora
-from ..pipeline import FineFacePipeline
-from ..variants import SD15_IDENTITY, SD21_TEXT
 from .tiny_models import tokenizer_from_vocab, write_lora_file
 
 IDENTITY_TOKENS = 16  # IP-Adapter-FaceID portrait: 16 tokens per face

@@ -17,11 +17,11 @@ from peft import LoraConfig, get_peft_model_state_dict
 from safetensors.torch import save_file
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from ..attention import attention_layers
 from ..aus import NUM_AUS
-from ..identity_adapter import FACE_EMBEDDING_DIM, LAYER_KEYS, identity_layer_indices
-from ..lora import FILE_PREFIX, PROJECTIONS
-from ..variants import SD15_IDENTITY, SD21_TEXT
+from ..engine.attention import attention_layers
+from ..engine.identity_adapter import FACE_EMBEDDING_DIM, LAYER_KEYS, identity_layer_indices
+from ..engine.lora import FILE_PREFIX, PROJECTIONS
+from ..engine.variants import SD15_IDENTITY, SD21_TEXT
 
 LORA_RANK = 32  # as released
 # Text width (= UNet cross-attention width = AU token width). SD 2.1's AU encoder is Linear(12, 64)

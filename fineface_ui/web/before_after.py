@@ -11,11 +11,11 @@ from typing import Any, Sequence
 
 import gradio as gr
 
-from .aus import au_dict
-from .pipeline import FineFaceOutput
+from ..aus import au_dict
+from ..engine.pipeline import FineFaceOutput
+from ..settings import GenerationSettings
 from .rendering import Backend, Stopped
 from .session import Result, Session
-from .settings import GenerationSettings
 
 NEUTRAL = (au_dict(None),)
 

@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterator
 import torch
 from diffusers import DPMSolverMultistepScheduler
 
-from .settings import GenerationSettings
+from ..settings import GenerationSettings
 
 StepCallback = Callable[[int, int], None]
 # Images per denoising loop. A 32-frame sweep in one loop is a UNet batch of 64 (with guidance): its

@@ -1,7 +1,7 @@
 """From local files to a pipeline's parts: the diffusers base pipeline (with its separate VAE, when the
 variant has one), the AU adapter and the TAESD preview decoder.
 
-weights.py finds the files; checkpoints.py reads them with every key checked; this module builds
+hub/weights.py finds the files; checkpoints.py reads them with every key checked; this module builds
 the models they fill. FineFacePipeline.from_pretrained composes these per variant (variants.py).
 """
 
@@ -15,12 +15,12 @@ from diffusers import AutoencoderKL, AutoencoderTiny, ModelMixin, StableDiffusio
 from safetensors import SafetensorError
 from torch import nn
 
+from ..hub.model_sources import MODEL_WEIGHTS_FILE, Weight
+from ..hub.weights import provenance
 from .attention import FineFaceAttnProcessor, install_processors
 from .au_encoder import AUEncoder
 from .checkpoints import check_loading_info, corrupt_file_error, load_checked, load_parameters, read_state_dict
-from .model_sources import MODEL_WEIGHTS_FILE, Weight
 from .variants import Variant
-from .weights import provenance
 
 AU_BRANCH_KEYS = ("au_to_k.weight", "au_to_v.weight")
 Model = TypeVar("Model", bound=ModelMixin)

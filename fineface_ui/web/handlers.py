@@ -15,15 +15,15 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from .aus import AU_NAMES, NUMBER_RULE, canonical_name, check_intensity, format_aus, is_number
+from ..aus import AU_NAMES, NUMBER_RULE, canonical_name, check_intensity, format_aus, is_number
+from ..errors import InvalidInputError, NoFaceError
+from ..faces.embedder import DetectedFace, draw_face_box
+from ..presets import PRESETS, preset_aus
+from ..settings import FACE, MAX_IMAGES_PER_CALL, MAX_SEED, SETTINGS, SPEC, TEXT, GenerationSettings
 from .before_after import NEUTRAL, rendered, save_result, shown_pair, twin_key
-from .errors import InvalidInputError, NoFaceError
-from .faces import DetectedFace, draw_face_box
 from .named_download import named_link
-from .presets import PRESETS, preset_aus
 from .rendering import Backend, Glimpse, Stopped, create_settings, readable_errors
 from .session import Result, Session
-from .settings import FACE, MAX_IMAGES_PER_CALL, MAX_SEED, SETTINGS, SPEC, TEXT, GenerationSettings
 
 PAGE_VALUES = ("prompt", *SPEC, *AU_NAMES)
 # The settings only one pipeline uses: the page shows each only while that pipeline is the one in use.

@@ -15,15 +15,15 @@ from typing import Any, Callable
 import gradio as gr
 
 from . import handlers, restoring
+from ..aus import ACCEPTED_RANGE, ACTION_UNITS, AU_NAMES, TRAINED_RANGE, ActionUnit
+from ..presets import PRESETS
+from ..settings import MAX_IMAGES_PER_CALL, SCHEDULERS, SPEC, TEXT
+from ..studio import Studio
 from .before_after import show_before_after
-from .aus import ACCEPTED_RANGE, ACTION_UNITS, AU_NAMES, TRAINED_RANGE, ActionUnit
 from .handlers import PAGE_VALUES, PIPELINE_SETTINGS
 from .http_api import GPU, add_api
-from .presets import PRESETS
 from .rendering import Backend
 from .session import Session
-from .settings import MAX_IMAGES_PER_CALL, SCHEDULERS, SPEC, TEXT
-from .studio import Studio
 
 REGION_TITLES = {"brows": "Brows", "eyes": "Eyes & cheeks", "nose": "Nose", "mouth": "Mouth",
                  "chin": "Chin & jaw", "jaw": "Chin & jaw"}
@@ -206,7 +206,7 @@ def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
 
 
 def build_ui(studio: Studio) -> gr.Blocks:
-    """The whole page for one Studio; launch it with queueing as web_app.py does."""
+    """The whole page for one Studio; launch it with queueing as server.py does."""
     backend = Backend(studio)
     # Random weights give noise at any size, so that demo starts small and fast enough to feel live on a CPU.
     steps, size = (4, 256) if studio.random_weights else (SPEC["num_inference_steps"].default, SPEC["width"].default)

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     import gradio as gr
 
-    from .studio import Studio
+    from ..studio import Studio
 
 QUEUE_SIZE = 16  # beyond this, new visitors are told the queue is full instead of waiting minutes
 MAX_UPLOAD = "20mb"
@@ -162,13 +162,13 @@ def launch(demo: "gr.Blocks", host: str = "127.0.0.1", port: int = 7860, share: 
 
 def load_studio(args: argparse.Namespace) -> "Studio":
     """The models the options ask for, loaded before the page is served so that a missing file stops the start."""
-    from .studio import Studio
+    from ..studio import Studio
 
     if args.random_weights:
         studio = Studio.with_random_weights(tempfile.mkdtemp(prefix="fineface-random-"))
     else:
-        from .acceleration import Acceleration
-        from .pipeline import default_device_and_dtype
+        from ..engine.acceleration import Acceleration
+        from ..engine.pipeline import default_device_and_dtype
 
         acceleration = Acceleration.default_for(default_device_and_dtype(args.device, None)[0])
         if args.no_compile:
@@ -184,7 +184,7 @@ def load_studio(args: argparse.Namespace) -> "Studio":
 def serve(args: argparse.Namespace) -> int:
     """Load the models, then serve the page until interrupted; 2 when the models cannot be loaded."""
     from . import zero_gpu  # noqa: F401  (on ZeroGPU, `spaces` must come before anything touches CUDA)
-    from .errors import FineFaceError
+    from ..errors import FineFaceError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

@@ -16,9 +16,9 @@ import onnxruntime
 import torch
 from PIL import Image, ImageDraw
 
-from . import weights
-from .errors import CheckpointError, InvalidInputError, NoFaceError
-from .face_model_pack import find_model_pack, pack_shown
+from ..errors import CheckpointError, InvalidInputError, NoFaceError
+from ..hub import weights
+from .model_pack import find_model_pack, pack_shown
 from .photos import MAX_SIDE, Photo, load_rgb, photo_label
 
 # A face that fills the whole frame has no visible outline; a dark border

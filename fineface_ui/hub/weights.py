@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterable
 from urllib.parse import urlparse
 
-from .errors import DownloadError, MissingWeightsError
+from ..errors import DownloadError, MissingWeightsError
 from .model_sources import Weight
 
 # Relative on purpose: the folder the app is started from, as the README says.
@@ -162,9 +162,14 @@ def _elsewhere(weight: Weight) -> str:
 def download_failure(weight: Weight, error: Exception) -> DownloadError:
     """The user's version of a failed download: what went wrong and what to do about it."""
     from huggingface_hub import constants
-    from huggingface_hub.errors import (DisabledRepoError, GatedRepoError, HfHubHTTPError,
-                                        LocalEntryNotFoundError, RemoteEntryNotFoundError,
-                                        RepositoryNotFoundError)
+    from huggingface_hub.errors import (
+        DisabledRepoError,
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RemoteEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
 
     if isinstance(error, GatedRepoError):
         return DownloadError(

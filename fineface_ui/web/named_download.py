@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .aus import au_dict
+from ..aus import au_dict
 
 # Gradio copies a file into its own cache when it sends it to the page, so a link is needed only
 # until then; an hour is ample, and bounds the folder on a long-running server.

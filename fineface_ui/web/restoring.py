@@ -11,12 +11,12 @@ from typing import Any
 
 import gradio as gr
 
-from .aus import au_dict
+from ..aus import au_dict
+from ..png_info import read_settings
+from ..settings import GenerationSettings
 from .handlers import PAGE_VALUES, download_update, shown_image
-from .png_info import read_settings
 from .rendering import readable_errors
 from .session import Session
-from .settings import GenerationSettings
 
 
 def page_values(metadata: dict[str, Any]) -> list[Any]:

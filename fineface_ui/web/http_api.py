@@ -13,11 +13,11 @@ from typing import Any, Callable, get_type_hints
 import gradio as gr
 from gradio_client.utils import is_file_obj_with_meta
 
-from .aus import au_dict
+from ..aus import au_dict
+from ..errors import InvalidInputError
+from ..settings import SETTINGS, GenerationSettings, is_au_list
 from .handlers import sweep_values
-from .errors import InvalidInputError
 from .rendering import Backend, readable_errors
-from .settings import SETTINGS, GenerationSettings, is_au_list
 
 GPU = "gpu"  # concurrency id of everything that runs the diffusion models: one request at a time
 API_FILE_AGE_S = 600  # API results are fetched by the client right after the call

@@ -15,8 +15,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from .errors import CheckpointError
-from .weights import DOWNLOAD_COMMAND, display_name, without_paths
+from ..errors import CheckpointError
+from ..hub.weights import DOWNLOAD_COMMAND, display_name, without_paths
 
 Shapes = Mapping[str, tuple[int, ...]]
 

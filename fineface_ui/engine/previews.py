@@ -15,7 +15,7 @@ import torch
 from diffusers import AutoencoderTiny
 from PIL import Image
 
-from .settings import GenerationSettings
+from ..settings import GenerationSettings
 
 # DPM-Solver++ steps of a preview. The range was 6-8; 8 keeps the face's shape close to the
 # full render while fitting the 100 ms budget on an H100 (8 x 6.6 ms compiled UNet steps, docs/benchmarks.md).

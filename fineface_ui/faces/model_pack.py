@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import weights
-from .errors import MissingWeightsError
-from .model_sources import DETECTOR_FILE, PACK_NAME, PACK_URL, RECOGNIZER_FILE
+from ..errors import MissingWeightsError
+from ..hub import weights
+from ..hub.model_sources import DETECTOR_FILE, PACK_NAME, PACK_URL, RECOGNIZER_FILE
 
 
 def download_root() -> Path:

@@ -11,10 +11,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import CheckpointError, InvalidInputError
+from ..hub.weights import display_name
 from .attention import FineFaceAttnProcessor, attention_layers
 from .checkpoints import load_checked, load_parameters, read_state_dict
-from .errors import CheckpointError, InvalidInputError
-from .weights import display_name
 
 FACE_EMBEDDING_DIM = 512  # InsightFace ArcFace (buffalo_l w600k_r50)
 LAYER_KEYS = ("to_k_ip", "to_v_ip")

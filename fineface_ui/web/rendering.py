@@ -17,11 +17,11 @@ import gradio as gr
 import torch
 from PIL import Image
 
-from .errors import FineFaceError, GPUMemoryError
-from .previews import PreviewCallback
+from ..engine.previews import PreviewCallback
+from ..errors import FineFaceError, GPUMemoryError
+from ..settings import GenerationSettings
+from ..studio import Studio, StudioResult
 from .session import OutputFolder, Session
-from .settings import GenerationSettings
-from .studio import Studio, StudioResult
 from .zero_gpu import on_gpu
 
 log = logging.getLogger(__name__)

@@ -5,15 +5,31 @@ GenerationSettings.from_metadata reads the settings back to reproduce the image.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+import torch
 from transformers import PreTrainedTokenizerBase
 
-from .settings import GenerationSettings
-from .versions import library_versions
+from ..hub.versions import library_versions
+from ..settings import GenerationSettings
+from .lora import FusedLora
+from .variants import Variant
 
-if TYPE_CHECKING:
-    from .pipeline import FineFacePipeline
+
+class RecordedModel(Protocol):
+    """What the metadata records of the pipeline that made an image (FineFacePipeline has it all);
+    a protocol, so that this module need not import the pipeline that imports it."""
+
+    variant: Variant
+    models: dict[str, Any]
+    lora: FusedLora | None
+    identity: Any
+
+    @property
+    def device(self) -> torch.device: ...
+
+    @property
+    def dtype(self) -> torch.dtype: ...
 
 
 def tokens_dropped(tokenizer: PreTrainedTokenizerBase, prompt: str, negative_prompt: str) -> dict[str, int]:
@@ -22,7 +38,7 @@ def tokens_dropped(tokenizer: PreTrainedTokenizerBase, prompt: str, negative_pro
             for name, text in (("prompt", prompt), ("negative_prompt", negative_prompt))}
 
 
-def image_metadata(pipe: FineFacePipeline, settings: GenerationSettings, face_embeds: Any,
+def image_metadata(pipe: RecordedModel, settings: GenerationSettings, face_embeds: Any,
                    dropped: dict[str, int]) -> dict[str, Any]:
     """The metadata of the images `pipe` made from `settings` (and `face_embeds`, when faces were given)."""
     count = 0 if face_embeds is None else len(getattr(face_embeds, "embeddings", face_embeds))

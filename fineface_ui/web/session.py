@@ -18,8 +18,8 @@ from typing import Any, Iterable, Sequence
 
 from PIL import Image
 
-from .png_info import save_png
-from .settings import MAX_IMAGES_PER_CALL
+from ..png_info import save_png
+from ..settings import MAX_IMAGES_PER_CALL
 
 HISTORY_SIZE = 24
 # Files of a prefix (the HTTP API's "api-") kept at most: the two latest full sweeps (frames + GIF) at

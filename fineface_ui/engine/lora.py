@@ -17,9 +17,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..settings import TRAINED_LORA_SCALE  # defined with the settings, which the command line reads without torch
 from .attention import attention_layers
 from .checkpoints import Shapes, check_keys, read_state_dict
-from .settings import TRAINED_LORA_SCALE  # defined with the settings, which the command line reads without torch
+
 PROJECTIONS = ("to_q", "to_k", "to_v", "to_out.0")
 FILE_PREFIX = "unet"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from .errors import InvalidInputError
+from ..errors import InvalidInputError
 
 Photo = Image.Image | np.ndarray | str | os.PathLike
 # Beyond this the face detector (which works at 640x640 anyway) gains nothing, while hashing, resizing

@@ -20,21 +20,27 @@ import torch
 from diffusers import AutoencoderTiny, StableDiffusionPipeline
 from PIL import Image
 
+from ..aus import AUValues, au_vector
+from ..errors import GPUMemoryError, InvalidInputError
+from ..hub.weights import resolve
+from ..settings import GenerationSettings
 from .acceleration import Acceleration, WarmedForward, accelerate, warming
 from .attention import FineFaceAttnProcessor, request_addresses
 from .au_encoder import AUEncoder
-from .aus import AUValues, au_vector
 from .denoising import IMAGES_PER_BATCH, StepCallback, build_schedulers, in_batches, step_reporter
-from .errors import GPUMemoryError, InvalidInputError
 from .identity_adapter import FACE_EMBEDDING_DIM, IdentityAdapter
 from .image_metadata import image_metadata, tokens_dropped
-from .loading import (cast_components, default_device_and_dtype, load_au_adapter, load_base_pipeline,
-                      load_preview_decoder, models_loaded)
+from .loading import (
+    cast_components,
+    default_device_and_dtype,
+    load_au_adapter,
+    load_base_pipeline,
+    load_preview_decoder,
+    models_loaded,
+)
 from .lora import TRAINED_LORA_SCALE, FusedLora
 from .previews import PreviewCallback, decode_preview, glimpser, preview_settings
-from .settings import GenerationSettings
 from .variants import SD21_TEXT, VARIANTS, Variant, variant_named
-from .weights import resolve
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .aus import NUM_AUS
+from ..aus import NUM_AUS
 
 
 class AUEncoder(nn.Module):

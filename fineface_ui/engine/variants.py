@@ -10,8 +10,8 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
-from .aus import NUM_AUS
-from .model_sources import Weight, identity_weights, text_weights
+from ..aus import NUM_AUS
+from ..hub.model_sources import Weight, identity_weights, text_weights
 
 Source = str | os.PathLike | None
 
