@@ -60,12 +60,12 @@ class Setting:
         return int(number)
 
     def _check_text(self, value: Any) -> str:
-        if value is None:
+        if self.choices and value not in self.choices:  # null included: there is no default to fall back on
+            raise InvalidInputError(f"Unknown {self.label.lower()} {value!r}; choose one of {', '.join(self.choices)}.")
+        if value is None:  # JSON's null for free text: no text
             return ""
         if not isinstance(value, str):
             raise InvalidInputError(f"{self.label} must be text, got {type(value).__name__}.")
-        if self.choices and value not in self.choices:
-            raise InvalidInputError(f"Unknown {self.label.lower()} {value!r}; choose one of {', '.join(self.choices)}.")
         if len(value) > MAX_PROMPT_CHARS:
             raise InvalidInputError(f"{self.label} is {len(value)} characters long; the limit is {MAX_PROMPT_CHARS}.")
         try:  # JSON's "\ud800" decodes to a lone surrogate, which the tokenizer and the PNG metadata cannot take

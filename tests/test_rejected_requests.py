@@ -16,6 +16,7 @@ import httpx
 import pytest
 from gradio.utils import get_upload_folder
 
+from fineface_ui.settings import SCHEDULERS
 from fineface_ui.web import server
 from tests.app_fixtures import free_port, running_app
 
@@ -119,6 +120,13 @@ def test_too_few_values_through_the_queue_with_an_fn_index_are_refused_too(app_u
     message = join_queue(app_url, "generate", ["a face"])
     assert message["success"] is False
     assert_readable_refusal(message["output"]["error"], "generate takes", "has 1")
+
+
+@pytest.mark.parametrize("endpoint", ["generate", "preview"])
+def test_a_null_scheduler_is_refused_naming_the_schedulers(app_url, endpoint):
+    event, payload = call(app_url, endpoint, values(app_url, endpoint, scheduler=None))
+    assert event == "error"
+    assert_readable_refusal(payload["error"], "scheduler", *SCHEDULERS)
 
 
 def test_after_a_refused_request_the_next_one_renders(app_url):

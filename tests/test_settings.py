@@ -3,7 +3,7 @@
 import pytest
 
 from fineface_ui.errors import InvalidInputError
-from fineface_ui.settings import SETTINGS, GenerationSettings
+from fineface_ui.settings import SETTINGS, SPEC, GenerationSettings
 
 NUMBERS = [setting for setting in SETTINGS if setting.kind is not str]
 
@@ -54,3 +54,10 @@ def test_stored_settings_whose_aus_are_not_a_list_of_au_settings_are_refused_rea
 def test_a_list_mixing_au_settings_and_other_values_is_refused_readably():
     with pytest.raises(InvalidInputError, match="got int"):
         GenerationSettings.create("a face", [{"AU12": 1}, 5])
+
+
+@pytest.mark.parametrize("name", [s.name for s in SETTINGS if s.choices])
+def test_no_choice_at_all_is_refused_naming_the_choices(name):
+    with pytest.raises(InvalidInputError) as refused:
+        GenerationSettings.create("a face", **{name: None})
+    assert all(choice in str(refused.value) for choice in SPEC[name].choices)
