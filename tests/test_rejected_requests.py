@@ -129,6 +129,13 @@ def test_a_null_scheduler_is_refused_naming_the_schedulers(app_url, endpoint):
     assert_readable_refusal(payload["error"], "scheduler", *SCHEDULERS)
 
 
+@pytest.mark.parametrize("name", ["no-such-endpoint", "generate2"])
+def test_a_call_to_an_unknown_endpoint_is_a_404_listing_the_endpoints(app_url, name):
+    answer = httpx.post(f"{app_url}/gradio_api/call/{name}", json={"data": []})
+    assert answer.status_code == 404
+    assert_readable_refusal(answer.json()["error"], f"/{name}", "/generate, /preview, /sweep")
+
+
 def test_after_a_refused_request_the_next_one_renders(app_url):
     call(app_url, "generate", ["a face"])
     event, payload = call(app_url, "generate", values(app_url, "generate"))

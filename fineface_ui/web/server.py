@@ -131,6 +131,18 @@ def server_folders() -> set[str]:
     return {folder for folder in folders if len(folder) > 1}  # a home of "/" would hide every reason
 
 
+def unknown_endpoint(request: Any, error: Exception) -> Any:
+    """`POST /gradio_api/call/<name>` with a name no endpoint has: a 404 that lists the endpoints, where
+    Gradio's own error would reach the client as an HTTP 500."""
+    from fastapi.responses import JSONResponse
+
+    names = sorted(f"/{fn.api_name}" for fn in request.app.get_blocks().fns.values()
+                   if fn.api_name and fn.api_visibility == "public")
+    asked = request.path_params.get("api_name", "")
+    return JSONResponse({"error": f"This app has no endpoint /{asked}; its endpoints are {', '.join(names)}."},
+                        status_code=404)
+
+
 def launch(demo: "gr.Blocks", host: str = "127.0.0.1", port: int = 7860, share: bool = False, **options: Any) -> Any:
     """Launch with this app's safety settings; `options` go to gr.Blocks.launch (e.g. prevent_thread_lock)."""
     from starlette.middleware import Middleware
@@ -138,7 +150,10 @@ def launch(demo: "gr.Blocks", host: str = "127.0.0.1", port: int = 7860, share: 
     from .same_origin import SameOriginPosts
     from .ui import CSS
 
+    from gradio.route_utils import FnIndexInferError
+
     app_kwargs = dict(options.pop("app_kwargs", None) or {})
+    app_kwargs["exception_handlers"] = {FnIndexInferError: unknown_endpoint}
     if not ON_SPACE:
         # What it guards is an app on the user's own machine, which any page they visit could post to.
         # A Space is public, so a foreign page can do nothing there that any client cannot, and its
