@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from xml.etree import ElementTree
 
 import gradio as gr
 import pytest
@@ -15,6 +16,7 @@ from fineface_ui.settings import SETTINGS, SPEC, GenerationSettings, parameter_t
 from fineface_ui.web.ui import build_ui
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+SVG = "{http://www.w3.org/2000/svg}"
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +70,16 @@ def test_each_setting_has_its_command_line_flag():
 
 def test_the_readme_lists_the_parameters_as_the_spec_defines_them():
     assert parameter_table() in README.read_text()
+
+
+def test_the_page_shows_the_au_map_with_every_au_on_it(random_studio):
+    demo = build_ui(random_studio)
+    (au_map,) = [block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "au-map"]
+    drawing = ElementTree.fromstring(au_map.value)
+    groups = {group.get("id"): "".join(group.itertext()) for group in drawing.iter(f"{SVG}g") if group.get("id")}
+    assert set(AU_NAMES) <= set(groups)
+    assert all(name in groups[name] for name in AU_NAMES)  # each labelled with its own name
+
+
+def test_the_readme_shows_the_au_map():
+    assert "(assets/au_map.svg)" in README.read_text()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 from importlib import resources
+from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
@@ -38,6 +39,16 @@ CSS = (ASSETS / "fineface.css").read_text()
 TRACK_POINTER_JS = (ASSETS / "track_pointer.js").read_text()
 COUNT_SLIDER_MOVES_JS = (ASSETS / "count_slider_moves.js").read_text()
 NUMBER_BOXES_JS = (ASSETS / "number_boxes.js").read_text()  # Enter in a slider's number box renders
+
+
+def au_map_svg() -> str:
+    """The AU map, a drawing of where each AU moves the face, from the project's assets/ folder: packaged
+    inside fineface_ui by an install (pyproject.toml maps it), beside the package in a checkout or a Space."""
+    installed = resources.files("fineface_ui") / "assets"
+    folder = installed if installed.is_dir() else Path(__file__).resolve().parents[2] / "assets"
+    return (folder / "au_map.svg").read_text()
+
+
 UI_ONLY = {"api_visibility": "private"}  # the page's events; the HTTP API is http_api.py
 RENDERS = {"concurrency_id": GPU, "concurrency_limit": 1, "trigger_mode": "always_last", **UI_ONLY}
 # The image's own glimpses show the progress: no overlay hiding the previous image, only the time.
@@ -76,6 +87,8 @@ def expression_panel(page: Page) -> None:
         page["reset"] = gr.Button("Reset all AUs", scale=1)
     gr.Markdown("Intensity 0 = absent, 1–5 = FACS A (trace) to E (maximum): the range the model was trained "
                 "on. Above 5 exaggerates; below 0 performs the opposite action.")
+    with gr.Accordion("AU map: where each AU moves the face", open=False):
+        gr.HTML(au_map_svg(), elem_id="au-map")
     for title in dict.fromkeys(REGION_TITLES[au.region] for au in ACTION_UNITS):
         with gr.Accordion(title, open=True):
             for au in ACTION_UNITS:
