@@ -49,9 +49,6 @@ class Studio:
         self._loaded: dict[str, Any] = {}
         # One lock per model, so a text request need not wait while the face pipeline downloads.
         self._locks = {name: threading.Lock() for name in self._loaders}
-        self._background: dict[str, threading.Thread] = {}
-        self._background_lock = threading.Lock()
-        self._failures: dict[str, Exception] = {}  # a background load's error, raised by the next `ready`
         self.random_weights = random_weights
         _open_studios[id(self)] = self
 
@@ -107,31 +104,6 @@ class Studio:
     def is_loaded(self, name: str) -> bool:
         """Whether "text", "identity" or "faces" is loaded already (loading may take minutes)."""
         return name in self._loaded
-
-    def start_loading(self, name: str) -> None:
-        """Load a model in a background thread, unless it is loaded or already loading."""
-        with self._background_lock:  # not the model's lock: that one is held for the whole load
-            running = self._background.get(name)
-            if name in self._loaded or (running is not None and running.is_alive()):
-                return
-            self._background[name] = threading.Thread(target=self._load_in_background, args=(name,), daemon=True)
-            self._background[name].start()
-
-    def _load_in_background(self, name: str) -> None:
-        try:
-            self._get(name)
-        except Exception as error:  # kept for the request that asks next; it decides how to show it
-            self._failures[name] = error
-
-    def ready(self, name: str) -> bool:
-        """Whether a model is loaded; raises (once) the error that ended its background load."""
-        if self.is_loaded(name):  # loaded since, in the foreground: an old failure no longer matters
-            self._failures.pop(name, None)
-            return True
-        failure = self._failures.pop(name, None)
-        if failure is not None:
-            raise failure
-        return False
 
     def text_pipeline(self) -> FineFacePipeline:
         return self._get("text")

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -17,8 +19,9 @@ import pytest
 from gradio.utils import get_upload_folder
 
 from fineface_ui.settings import SCHEDULERS
+from fineface_ui.studio import Studio
 from fineface_ui.web import server
-from tests.app_fixtures import free_port, running_app
+from tests.app_fixtures import blank_photo, free_port, running_app
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # skimage deprecation inside insightface
 
@@ -155,3 +158,75 @@ def test_the_server_keeps_per_session_state_for_at_most_its_session_capacity(ran
         assert len(demo.server_app.state_holder.session_data) <= 4
     finally:
         demo.close()
+
+
+def upload(url: str, path: Path) -> str:
+    """POST /gradio_api/upload as a client does: the server's path of the uploaded copy."""
+    with path.open("rb") as file:
+        answer = httpx.post(f"{url}/gradio_api/upload", files={"files": (path.name, file, "image/png")})
+    return answer.raise_for_status().json()[0]
+
+
+@pytest.mark.parametrize("endpoint", ["generate", "sweep"])
+def test_a_photo_uploaded_for_a_call_cannot_be_fetched_once_the_call_is_over(app_url, endpoint, tmp_path):
+    path = upload(app_url, blank_photo(tmp_path / "wall.png"))
+    assert httpx.get(f"{app_url}/gradio_api/file={path}").status_code == 200  # Gradio serves its uploads
+    event, payload = call(app_url, endpoint, values(app_url, endpoint, photos=[file_payload(path)], frames=2))
+    assert event == "error" and "No face was found" in payload["error"]
+    assert httpx.get(f"{app_url}/gradio_api/file={path}").status_code in (403, 404)  # gone, not served
+
+
+class BusyPipeline:
+    """The text pipeline of a GPU busy with a long render: every render waits until `go` is set."""
+
+    def __init__(self, pipe) -> None:
+        self.pipe, self.go = pipe, threading.Event()
+
+    def generate(self, *args, **kwargs):
+        assert self.go.wait(60)
+        return self.pipe.generate(*args, **kwargs)
+
+
+@pytest.fixture
+def busy_app(random_studio):
+    """The app on a busy GPU: (its URL, the pipeline to release)."""
+    busy = BusyPipeline(random_studio.text_pipeline())
+    studio = Studio(lambda: busy, random_studio.identity_pipeline, random_studio.face_embedder)
+    with running_app(studio) as url:
+        yield url.rstrip("/"), busy
+        busy.go.set()
+
+
+def post_call(url: str, data: list) -> httpx.Response:
+    return httpx.post(f"{url}/gradio_api/call/generate", json={"data": data}, timeout=30)
+
+
+def outcome(url: str, event_id: str) -> str:
+    with httpx.stream("GET", f"{url}/gradio_api/call/generate/{event_id}", timeout=60) as stream:
+        return next(line.removeprefix("event: ") for line in stream.iter_lines()
+                    if line.startswith("event: ") and line != "event: heartbeat" and "generating" not in line)
+
+
+def test_twenty_clients_with_a_request_each_in_flight_are_all_served(busy_app):
+    url, busy = busy_app
+    data = [values(url, "generate", seed=seed) for seed in range(20)]
+    with ThreadPoolExecutor(20) as clients:
+        answers = list(clients.map(lambda values: post_call(url, values), data))
+        assert [answer.status_code for answer in answers] == [200] * 20
+        busy.go.set()
+        events = list(clients.map(lambda answer: outcome(url, answer.json()["event_id"]), answers))
+    assert events == ["complete"] * 20
+
+
+def test_only_a_burst_beyond_the_queues_bound_is_refused_with_a_reason(random_studio, monkeypatch):
+    monkeypatch.setattr(server, "QUEUE_SIZE", 3)
+    busy = BusyPipeline(random_studio.text_pipeline())
+    studio = Studio(lambda: busy, random_studio.identity_pipeline, random_studio.face_embedder)
+    with running_app(studio) as url:
+        data = values(url.rstrip("/"), "generate")
+        answers = [post_call(url.rstrip("/"), data) for _ in range(server.QUEUE_SIZE + 8)]
+        busy.go.set()
+    codes = [answer.status_code for answer in answers]
+    assert codes[:server.QUEUE_SIZE] == [200] * server.QUEUE_SIZE and 503 in codes
+    refused = answers[codes.index(503)].json()["detail"]
+    assert "Queue is full" in refused

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pickle
 import threading
-import time
+from concurrent.futures import ThreadPoolExecutor
 
 import gradio as gr
 import pytest
@@ -13,11 +13,15 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image, ImageDraw
 
+from fineface_ui.aus import AU_NAMES
 from fineface_ui.faces.embedder import FaceEmbedder
-from fineface_ui.settings import GenerationSettings
+from fineface_ui.settings import SETTINGS, GenerationSettings
 from fineface_ui.standins.tiny_face_models import write_model_pack
 from fineface_ui.studio import Studio
-from fineface_ui.web import zero_gpu
+from fineface_ui.web import handlers, zero_gpu
+from fineface_ui.web.rendering import Backend
+from fineface_ui.web.session import Session
+from fineface_ui.web.ui import build_ui
 from tests.app_fixtures import blank_photo, running_app
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # skimage deprecation inside insightface
@@ -38,45 +42,56 @@ def generate(fast):
     return call
 
 
-def test_text_renders_go_on_while_the_face_pipeline_loads_outside_the_gpu_slot(sd21_pipe, identity_pipe, tmp_path,
-                                                                               generate):
+def test_a_face_call_waits_for_the_face_pipeline_while_text_calls_render_then_renders_with_the_face(
+        sd21_pipe, identity_pipe, tmp_path, generate):
     write_model_pack(tmp_path / "faces")
-    loading = threading.Event()
+    asked, loaded = threading.Event(), threading.Event()
 
     def slow_identity_pipeline():  # a download of several GB, held until the test lets it finish
-        assert loading.wait(60)
+        asked.set()
+        assert loaded.wait(60)
         return identity_pipe
 
     studio = Studio(lambda: sd21_pipe, slow_identity_pipeline, lambda: FaceEmbedder(root=tmp_path / "faces"))
-    with running_app(studio) as url:
-        client = Client(url, verbose=False)
-        with pytest.raises(AppError, match="face models are still loading"):
-            generate(client, photos=[face_photo(tmp_path / "face.png")])
-        _, text_only = generate(client, seed=3)  # answered while the face pipeline is still loading
-        assert text_only["pipeline"] == "sd21" and not studio.is_loaded("identity")
-
-        loading.set()
-        for _ in range(600):
-            if studio.is_loaded("identity"):
-                break
-            time.sleep(0.05)
-        _, with_face = generate(client, photos=[face_photo(tmp_path / "face.png")])
+    with running_app(studio) as url, ThreadPoolExecutor(1) as pool:
+        face_call = pool.submit(generate, Client(url, verbose=False), photos=[face_photo(tmp_path / "face.png")])
+        assert asked.wait(30)
+        _, text_only = generate(Client(url, verbose=False), seed=3)  # the face call's wait holds up no one
+        assert text_only["pipeline"] == "sd21" and not face_call.done()
+        loaded.set()
+        _, with_face = face_call.result(timeout=120)
     assert with_face["pipeline"] == "sd15-identity" and with_face["faces"] == 1
 
 
-def test_a_failed_background_load_reaches_the_next_request_as_its_message(sd21_pipe, tmp_path):
-    from fineface_ui.errors import DownloadError
+def test_every_page_render_with_photos_first_waits_for_the_face_models_outside_the_gpu_slot(random_studio):
+    demo = build_ui(random_studio)
+    photos = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "face-photos")
+    renders = [fn for fn in demo.fns.values() if fn.concurrency_id == "gpu" and photos in fn.inputs]
+    assert {fn.fn.__name__ for fn in renders} == {"render", "render_sweep", "preview"}
+    for fn in renders:
+        if fn.fn.__name__ == "preview":  # a drag's preview does not wait: the render on release does
+            continue
+        first = demo.fns[fn.trigger_after]
+        assert fn.trigger_only_on_success and first.fn.__name__ == "await_face_models"
+        assert first.concurrency_id != "gpu" and photos in first.inputs
 
-    def gated():
-        raise DownloadError("h94/IP-Adapter-FaceID is gated: accept its licence ...")
 
-    studio = Studio(lambda: sd21_pipe, gated, lambda: FaceEmbedder(root=tmp_path))
-    studio.start_loading("identity")
-    with pytest.raises(DownloadError, match="is gated"):
-        for _ in range(500):
-            studio.ready("identity")  # raises once the background load has failed
-            time.sleep(0.01)
-    assert studio.ready("identity") is False  # told once; the next face request tries again
+def test_the_wait_loads_the_face_models_only_for_photos_and_a_drag_never_waits(sd21_pipe, identity_pipe, tmp_path):
+    write_model_pack(tmp_path / "faces")
+    loaded = []
+
+    def loader(name, model):
+        return lambda: loaded.append(name) or model
+
+    studio = Studio(lambda: sd21_pipe, loader("identity", identity_pipe),
+                    loader("faces", FaceEmbedder(root=tmp_path / "faces")))
+    backend, photo = Backend(studio), face_photo(tmp_path / "face.png")["path"]
+    values = {**{s.name: s.default for s in SETTINGS}, **dict.fromkeys(AU_NAMES, 0.0), "prompt": "a face"}
+    assert handlers.preview(backend, Session(), [photo], **values) == gr.skip() and loaded == []
+    handlers.await_face_models(backend, None)
+    assert loaded == []
+    handlers.await_face_models(backend, [photo])
+    assert sorted(loaded) == ["faces", "identity"] and backend.face_models_loaded()
 
 
 def test_the_real_loader_finds_the_face_pack_in_the_weights_folder(tmp_path, monkeypatch):

@@ -92,6 +92,8 @@ def preview(backend: Backend, state: Session, photo_paths: list[str] | None, **v
     preview; never a result. The render on release replaces it and reports any error."""
     if state.requested == (without_seed(values), tuple(photo_paths or ())):
         return gr.skip()  # that render has been asked for already: this preview would only hide it
+    if photo_paths and not backend.face_models_loaded():
+        return gr.skip()  # no waiting in the GPU slot for a preview: the render on release waits, outside it
     text, aus, options = split(values)
     try:
         image = backend.preview(create_settings(text, aus, **options), own_photos(backend, state, photo_paths))
@@ -181,6 +183,12 @@ def own_photos(backend: Backend, state: Session, photo_paths: list[str] | None) 
     """The tab's own copies of the uploaded photos: moved out of Gradio's cache, where anyone holding the
     URL could fetch them, and deleted with the tab (session.OutputFolder.take_photos)."""
     return [str(path) for path in backend.outputs.take_photos(state, photo_paths or [])]
+
+
+def await_face_models(backend: Backend, photo_paths: list[str] | None) -> None:
+    """Before a render with photos: the face models loaded, or their load waited for, outside the GPU slot."""
+    with readable_errors():
+        backend.load_face_models(photo_paths or [])
 
 
 def show_faces(backend: Backend, state: Session, photo_paths: list[str] | None,

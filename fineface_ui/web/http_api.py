@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import inspect
 import json
-from typing import Any, Callable, get_type_hints
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, get_type_hints
 
 import gradio as gr
 from gradio_client.utils import is_file_obj_with_meta
@@ -18,8 +19,12 @@ from ..errors import InvalidInputError
 from ..settings import SETTINGS, GenerationSettings, is_au_list
 from .handlers import sweep_values
 from .rendering import Backend, readable_errors
+from .session import Session
 
-GPU = "gpu"  # concurrency id of everything that runs the diffusion models: one request at a time
+# API calls have slots of their own (the page's renders share ui.GPU), so that a call waiting for the face
+# models to load (minutes on first use) holds up neither the page nor text-only calls; each pipeline still
+# runs one request at a time (FineFacePipeline's lock).
+API = {"concurrency_id": "api", "concurrency_limit": 4}
 API_FILE_AGE_S = 600  # API results are fetched by the client right after the call
 
 
@@ -54,6 +59,17 @@ def one_au_setting(aus: Any) -> Any:
     return aus
 
 
+@contextmanager
+def call_photos(backend: Backend, photos: Any) -> Iterator[list[str]]:
+    """The call's uploaded photos, moved out of Gradio's upload cache (where anyone holding the URL could
+    fetch them) and deleted when the call ends: an API call is a session of its own."""
+    call = Session()
+    try:
+        yield [str(path) for path in backend.outputs.take_photos(call, photo_paths(photos))]
+    finally:
+        backend.outputs.close(call)
+
+
 def photo_paths(photos: Any) -> list[str]:
     """Uploaded files as the server's paths. Gradio checks that a file is one of its uploads only when
     the file carries its "meta" marker: a bare {"path": ...} would reach any file on the server."""
@@ -78,7 +94,8 @@ def one_image_settings(backend: Backend, prompt: str, aus: str, options: dict[st
 def generate(backend: Backend, prompt: str, aus: str, photos: Any, **options: Any) -> tuple[gr.FileData, dict]:
     """One image (PNG with its settings embedded) and its metadata."""
     settings = one_image_settings(backend, prompt, aus, options)
-    output = backend.render(settings, photo_paths(photos), no_progress).output
+    with call_photos(backend, photos) as paths:
+        output = backend.render(settings, paths, no_progress).output
     image = backend.outputs.png(output.images[0], output.metadata_for(0), prefix="api-")
     return gr.FileData(path=str(image)), output.metadata
 
@@ -87,7 +104,9 @@ def preview(backend: Backend, prompt: str, aus: str, photos: Any, **options: Any
     """A quick, rough image of the same settings (a few steps, decoded by TAESD) as a small JPEG without
     settings: for controls that follow a slider live. Call /generate for the image itself."""
     settings = one_image_settings(backend, prompt, aus, options)
-    return gr.FileData(path=str(backend.outputs.jpeg(backend.preview(settings, photo_paths(photos)), prefix="api-")))
+    with call_photos(backend, photos) as paths:
+        image = backend.preview(settings, paths)
+    return gr.FileData(path=str(backend.outputs.jpeg(image, prefix="api-")))
 
 
 def sweep(backend: Backend, prompt: str, aus: str, au: str, start: float, stop: float, frames: int, photos: Any,
@@ -97,7 +116,8 @@ def sweep(backend: Backend, prompt: str, aus: str, au: str, start: float, stop: 
     with readable_errors():
         au_list = sweep_values(au_dict(parse_api_aus(aus)), au, start, stop, frames)
         settings = GenerationSettings.create(prompt, au_list, **options)
-    output = backend.render(settings, photo_paths(photos), no_progress).output
+    with call_photos(backend, photos) as paths:
+        output = backend.render(settings, paths, no_progress).output
     images = [backend.outputs.png(picture, output.metadata_for(i), prefix="api-")
               for i, picture in enumerate(output.images)]
     animation = backend.outputs.gif(output.images, prefix="api-")
@@ -134,9 +154,8 @@ def endpoint(function: Callable[..., Any], backend: Backend, parameters: list[in
 
 def add_api(backend: Backend) -> None:
     """Register the endpoints in the Blocks being built."""
-    gpu = {"concurrency_id": GPU, "concurrency_limit": 1}
     for function in (generate, preview):
         gr.api(endpoint(function, backend, [*PROMPT_PARAMETERS, *SETTING_PARAMETERS, PHOTOS_PARAMETER]),
-               api_name=function.__name__, **gpu)
+               api_name=function.__name__, **API)
     gr.api(endpoint(sweep, backend, [*PROMPT_PARAMETERS, *SWEEP_PARAMETERS, PHOTOS_PARAMETER, *SETTING_PARAMETERS]),
-           api_name="sweep", **gpu)
+           api_name="sweep", **API)

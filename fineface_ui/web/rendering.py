@@ -26,11 +26,6 @@ from .zero_gpu import on_gpu
 
 log = logging.getLogger(__name__)
 
-FACE_MODELS_LOADING = ("The face models are still loading (on first use that includes a download of several GB; "
-                       "the status shows under the photos). Text-only images render meanwhile; try the face "
-                       "again in a minute.")
-
-
 class Stopped(Exception):
     """Raised from the step callback when the user pressed Stop."""
 
@@ -143,26 +138,30 @@ class Backend:
                session: Session | None = None) -> StudioResult:
         """Generate with a progress bar; a Stop pressed during the run aborts it at the next denoising step."""
         with readable_errors():
-            self._need_face_models(photos)
+            self.load_face_models(photos)
             return self.generate(self.studio, settings, list(photos), StepReporter(progress, session))
 
     def stream(self, settings: GenerationSettings, photos: Sequence[str], progress: Callable[..., Any],
                session: Session) -> Iterator[Glimpse | StudioResult]:
         """`render`, yielding glimpses of the newest image while it denoises and then the result."""
         with readable_errors():
-            self._need_face_models(photos)
+            self.load_face_models(photos)
             yield from self.streamed(self.studio, settings, list(photos), StepReporter(progress, session))
 
     def preview(self, settings: GenerationSettings, photos: Sequence[str]) -> Image.Image:
         """A quick, rough image of `settings` (previews.py): no progress, no Stop, no result."""
         with readable_errors():
-            self._need_face_models(photos)
+            self.load_face_models(photos)
             return self.previewed(self.studio, settings, list(photos))
 
-    def _need_face_models(self, photos: Sequence[str]) -> None:
-        """The face models never load inside the GPU slot: until they are ready, a request with photos
-        starts their loading and is answered with a message, so other visitors' requests keep rendering."""
-        if photos and not all([self.studio.ready("faces"), self.studio.ready("identity")]):
-            self.studio.start_loading("faces")
-            self.studio.start_loading("identity")
-            raise FineFaceError(FACE_MODELS_LOADING)
+    def load_face_models(self, photos: Sequence[str]) -> None:
+        """Load the face models when there are photos, or wait for the load under way (on first use it
+        includes a download of several GB), before the model call: on ZeroGPU no GPU time is spent
+        waiting. The page calls it in an event of its own before a render (handlers.await_face_models),
+        so that the page's GPU slot is not held meanwhile; API calls wait here, in their own slots."""
+        if photos:
+            self.studio.face_embedder()
+            self.studio.identity_pipeline()
+
+    def face_models_loaded(self) -> bool:
+        return self.studio.is_loaded("faces") and self.studio.is_loaded("identity")

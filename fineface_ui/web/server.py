@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 
     from ..studio import Studio
 
-QUEUE_SIZE = 16  # beyond this, new visitors are told the queue is full instead of waiting minutes
+# Requests waiting at most, beyond which new ones are told the queue is full (HTTP 503) instead of waiting
+# minutes: room for dozens of visitors and API clients with a request each in flight.
+QUEUE_SIZE = 64
 MAX_UPLOAD = "20mb"
 # Gradio keeps a copy of the page's configuration (about 0.2 MB) for every session it has seen, until it
 # drops the least recently used beyond this many (its default, 10,000, is 2 GB), and every API call made

@@ -1,7 +1,7 @@
 """The Gradio page: its layout and its events. What each event does lives in handlers.py.
 
 Controls are named like the settings they set (settings.SETTINGS, the AU names), so the handlers
-receive them by name. Every event that runs the models shares one concurrency slot, so requests
+receive them by name. Every page event that runs the models shares one concurrency slot, so requests
 queue in order.
 """
 
@@ -22,7 +22,7 @@ from ..settings import MAX_IMAGES_PER_CALL, SCHEDULERS, SPEC, TEXT
 from ..studio import Studio
 from .before_after import show_before_after
 from .handlers import PAGE_VALUES, PIPELINE_SETTINGS
-from .http_api import GPU, add_api
+from .http_api import add_api
 from .rendering import Backend
 from .session import Session
 
@@ -50,6 +50,7 @@ def au_map_svg() -> str:
 
 
 UI_ONLY = {"api_visibility": "private"}  # the page's events; the HTTP API is http_api.py
+GPU = "gpu"  # the page's events that run the diffusion models share this slot: one request at a time
 RENDERS = {"concurrency_id": GPU, "concurrency_limit": 1, "trigger_mode": "always_last", **UI_ONLY}
 # The image's own glimpses show the progress: no overlay hiding the previous image, only the time.
 STREAMED = {**RENDERS, "show_progress": "minimal"}
@@ -180,6 +181,10 @@ def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
     render = dict(fn=with_backend(handlers.render, backend), inputs=[page["session"], page["photos"],
                   page["keep_seed"], page["compare_shown"]], inputs_kwargs=values, outputs=[page[name] for name in (
                   "image", "compare", "history", "download", "seed", "metadata")], **STREAMED)
+    # Before each render or sweep, outside the GPU slot: the face models, when there are photos (the first
+    # time, the face panel shows their download; the render waits for it rather than fail).
+    faces_first = dict(fn=with_backend(handlers.await_face_models, backend), inputs=page["photos"], queue=False,
+                       show_progress="hidden", **UI_ONLY)
     counters = [page["keyboard_changes"], page["range_moves"]]
     for slider in sliders:
         slider.input(None, counters, counters, js=COUNT_SLIDER_MOVES_JS, **UI_ONLY)
@@ -189,10 +194,12 @@ def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
         # The page opens with an image of the default settings rather than an empty result.
         gr.on([demo.load, page["generate"].click, page["prompt"].submit, page["negative_prompt"].submit,
                page["seed"].submit, page["scheduler"].input, page["keyboard_changes"].change,
-               *(s.release for s in sliders)], **render),
-        page["preset"].input(handlers.apply_preset, page["preset"], aus, queue=False, **UI_ONLY).then(**render),
-        page["reset"].click(handlers.reset_aus, None, aus, queue=False, **UI_ONLY).then(**render),
-        page["new_seed"].click(handlers.random_seed, None, page["seed"], queue=False, **UI_ONLY).then(**render),
+               *(s.release for s in sliders)], **faces_first).success(**render),
+        page["preset"].input(handlers.apply_preset, page["preset"], aus, queue=False, **UI_ONLY)
+        .then(**faces_first).success(**render),
+        page["reset"].click(handlers.reset_aus, None, aus, queue=False, **UI_ONLY).then(**faces_first).success(**render),
+        page["new_seed"].click(handlers.random_seed, None, page["seed"], queue=False, **UI_ONLY)
+        .then(**faces_first).success(**render),
     ]
     page["photos"].change(with_backend(handlers.show_faces, backend), [page["session"], page["photos"]],
                           [page["face_preview"], page["face_note"]], **UI_ONLY)
@@ -206,12 +213,13 @@ def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
     gr.on([*(au.input for au in aus), page["reset"].click], None, None, page["preset"], js="() => null", **UI_ONLY)
     sweep_inputs = [page[name] for name in ("session", "photos", "sweep_au", "sweep_from", "sweep_to", "sweep_frames")]
     page["sweep_gallery"].select(restoring.restore_sweep_frame, page["session"], [*aus, page["preset"]], queue=False,
-                                 **UI_ONLY).then(**render)
+                                 **UI_ONLY).then(**faces_first).success(**render)
     page["tabs"].select(handlers.compare_view_shown, None, page["compare_shown"], queue=False, **UI_ONLY)
     compares = page["compare_tab"].select(with_backend(show_before_after, backend), page["session"], page["compare"],
                                           **RENDERS)
-    sweeps = page["run_sweep"].click(with_backend(handlers.render_sweep, backend), sweep_inputs,
-                                     [page["sweep_gallery"], page["sweep_gif"]], inputs_kwargs=values, **RENDERS)
+    sweeps = page["run_sweep"].click(**faces_first).success(with_backend(handlers.render_sweep, backend), sweep_inputs,
+                                                            [page["sweep_gallery"], page["sweep_gif"]],
+                                                            inputs_kwargs=values, **RENDERS)
     # The counter stops the run in progress (cancelling cannot interrupt a running thread);
     # `cancels` drops the requests still waiting in the queue.
     page["stop"].click(handlers.request_stop, page["session"], page["image"], queue=False,
