@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import time
+
 from PIL import Image
 
 from fineface_ui.settings import GenerationSettings
-from fineface_ui.web.session import OutputFolder, Session
+from fineface_ui.web.session import SESSION_IDLE_S, OutputFolder, Session
 
 
 def metadata():
@@ -23,9 +27,9 @@ def upload(folder, name="face.png"):
 def test_api_files_beyond_the_limit_are_deleted_oldest_first_and_session_files_are_kept():
     outputs = OutputFolder(files_per_prefix=3)
     image = Image.new("RGB", (8, 8))
-    tab_file = outputs.png(image, metadata())
-    api_files = [outputs.png(image, metadata(), prefix="api-") for _ in range(4)]
-    api_files.append(outputs.gif([image, image], prefix="api-"))
+    tab_file = outputs.png(image, metadata(), Session())
+    api_files = [outputs.png(image, metadata(), "api-") for _ in range(4)]
+    api_files.append(outputs.gif([image, image], "api-"))
     assert [path.exists() for path in api_files] == [False, False, True, True, True]
     assert tab_file.exists()
 
@@ -51,7 +55,7 @@ def test_two_sessions_keep_separate_folders_and_a_removed_photo_is_deleted(tmp_p
 def test_closing_the_session_deletes_its_photos_results_and_folder(tmp_path):
     outputs, session = OutputFolder(), Session()
     [copy] = outputs.take_photos(session, [upload(tmp_path / "cache")])
-    session.sweep_files = [outputs.png(Image.new("RGB", (8, 8)), metadata())]
+    session.sweep_files = [outputs.png(Image.new("RGB", (8, 8)), metadata(), session)]
     outputs.close(session)
     assert not copy.exists() and not session.sweep_files[0].exists() and not session.folder.exists()
 
@@ -61,3 +65,25 @@ def test_discarding_the_session_files_deletes_its_photos_too(tmp_path):
     [copy] = outputs.take_photos(session, [upload(tmp_path / "cache")])
     outputs.discard(session.files())
     assert not copy.exists()
+
+
+def test_the_folders_of_sessions_untouched_for_an_hour_are_swept_when_another_session_works(tmp_path):
+    # Gradio drops sessions beyond its capacity without calling delete_callback: their files must go anyway.
+    outputs, forgotten, idle, active = OutputFolder(), Session(), Session(), Session()
+    [photo] = outputs.take_photos(forgotten, [upload(tmp_path / "cache")])
+    result = outputs.png(Image.new("RGB", (8, 8)), metadata(), forgotten)
+    recent = outputs.png(Image.new("RGB", (8, 8)), metadata(), idle)
+    long_ago, a_while_ago = time.time() - SESSION_IDLE_S - 60, time.time() - SESSION_IDLE_S + 600
+    os.utime(forgotten.folder, (long_ago, long_ago))
+    os.utime(idle.folder, (a_while_ago, a_while_ago))
+    outputs.png(Image.new("RGB", (8, 8)), metadata(), active)
+    assert not forgotten.folder.exists() and not photo.exists() and not result.exists()
+    assert recent.exists()
+
+
+def test_a_session_swept_while_idle_gets_a_new_folder_when_it_comes_back(tmp_path):
+    outputs, session = OutputFolder(), Session()
+    first = outputs.png(Image.new("RGB", (8, 8)), metadata(), session)
+    shutil.rmtree(session.folder)  # swept
+    again = outputs.png(Image.new("RGB", (8, 8)), metadata(), session)
+    assert again.exists() and again.parent == session.folder and not first.exists()

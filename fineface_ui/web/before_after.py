@@ -45,9 +45,9 @@ def rendered(backend: Backend, settings: GenerationSettings, photos: Sequence[st
         return None
 
 
-def save_result(backend: Backend, output: FineFaceOutput, index: int, key: Any) -> Result:
+def save_result(backend: Backend, state: Session, output: FineFaceOutput, index: int, key: Any) -> Result:
     metadata = output.metadata_for(index)
-    return Result(backend.outputs.png(output.images[index], metadata), metadata, key)
+    return Result(backend.outputs.png(output.images[index], metadata, state), metadata, key)
 
 
 def show_before_after(backend: Backend, state: Session,
@@ -60,6 +60,6 @@ def show_before_after(backend: Backend, state: Session,
     if output is None:
         return gr.skip()
     shown_before = set(state.files())
-    state.neutral = save_result(backend, output, 0, key)
+    state.neutral = save_result(backend, state, output, 0, key)
     backend.outputs.discard(shown_before - set(state.files()))
     return shown_pair(state)

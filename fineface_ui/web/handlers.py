@@ -79,8 +79,8 @@ def render(backend: Backend, state: Session, photo_paths: list[str] | None, keep
         gr.Info("Stopped.")
         yield (shown_image(state.history[0].path) if state.history else None, *[gr.skip()] * 5)
         return
-    result = save_result(backend, output, len(output.images) - 1, key)
-    twin = save_result(backend, output, 0, neutral_key) if with_twin else result if key == neutral_key else None
+    result = save_result(backend, state, output, len(output.images) - 1, key)
+    twin = save_result(backend, state, output, 0, neutral_key) if with_twin else result if key == neutral_key else None
     backend.outputs.discard(state.remember(result, twin))
     warn_about_cut_text(result.metadata)
     yield (shown_image(result.path), shown_pair(state), shown_history(state), download_update(result), settings.seed,
@@ -171,8 +171,8 @@ def render_sweep(backend: Backend, state: Session, photo_paths: list[str] | None
     if output is None:
         return gr.skip()
     backend.outputs.discard(state.sweep_files)
-    paths = [backend.outputs.png(picture, output.metadata_for(i)) for i, picture in enumerate(output.images)]
-    state.sweep_files = [*paths, backend.outputs.gif(output.images)]
+    paths = [backend.outputs.png(picture, output.metadata_for(i), state) for i, picture in enumerate(output.images)]
+    state.sweep_files = [*paths, backend.outputs.gif(output.images, state)]
     warn_about_cut_text(output.metadata)
     name = canonical_name(au)
     gallery = [(str(path), f"{name}={frame[name]:g}") for path, frame in zip(paths, settings.aus)]

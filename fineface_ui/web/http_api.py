@@ -25,6 +25,7 @@ from .session import Session
 # models to load (minutes on first use) holds up neither the page nor text-only calls; each pipeline still
 # runs one request at a time (FineFacePipeline's lock).
 API = {"concurrency_id": "api", "concurrency_limit": 4}
+API_FILES = "api-"  # the prefix of the API's result files, kept apart from the tabs' files
 API_FILE_AGE_S = 600  # API results are fetched by the client right after the call
 
 
@@ -86,7 +87,7 @@ def no_progress(*args: Any, **kwargs: Any) -> None:
 
 
 def one_image_settings(backend: Backend, prompt: str, aus: str, options: dict[str, Any]) -> GenerationSettings:
-    backend.outputs.discard_older_than(API_FILE_AGE_S, prefix="api-")
+    backend.outputs.discard_older_than(API_FILE_AGE_S, API_FILES)
     with readable_errors():
         return GenerationSettings.create(prompt, one_au_setting(parse_api_aus(aus)), **options)
 
@@ -96,7 +97,7 @@ def generate(backend: Backend, prompt: str, aus: str, photos: Any, **options: An
     settings = one_image_settings(backend, prompt, aus, options)
     with call_photos(backend, photos) as paths:
         output = backend.render(settings, paths, no_progress).output
-    image = backend.outputs.png(output.images[0], output.metadata_for(0), prefix="api-")
+    image = backend.outputs.png(output.images[0], output.metadata_for(0), API_FILES)
     return gr.FileData(path=str(image)), output.metadata
 
 
@@ -106,21 +107,21 @@ def preview(backend: Backend, prompt: str, aus: str, photos: Any, **options: Any
     settings = one_image_settings(backend, prompt, aus, options)
     with call_photos(backend, photos) as paths:
         image = backend.preview(settings, paths)
-    return gr.FileData(path=str(backend.outputs.jpeg(image, prefix="api-")))
+    return gr.FileData(path=str(backend.outputs.jpeg(image, API_FILES)))
 
 
 def sweep(backend: Backend, prompt: str, aus: str, au: str, start: float, stop: float, frames: int, photos: Any,
           **options: Any) -> tuple[list[gr.FileData], gr.FileData, dict]:
     """`frames` images with AU `au` stepping from `start` to `stop`, everything else fixed; plus a GIF."""
-    backend.outputs.discard_older_than(API_FILE_AGE_S, prefix="api-")
+    backend.outputs.discard_older_than(API_FILE_AGE_S, API_FILES)
     with readable_errors():
         au_list = sweep_values(au_dict(parse_api_aus(aus)), au, start, stop, frames)
         settings = GenerationSettings.create(prompt, au_list, **options)
     with call_photos(backend, photos) as paths:
         output = backend.render(settings, paths, no_progress).output
-    images = [backend.outputs.png(picture, output.metadata_for(i), prefix="api-")
+    images = [backend.outputs.png(picture, output.metadata_for(i), API_FILES)
               for i, picture in enumerate(output.images)]
-    animation = backend.outputs.gif(output.images, prefix="api-")
+    animation = backend.outputs.gif(output.images, API_FILES)
     # Dumped: Gradio moves the files it finds in a result to its cache, and it looks inside a list only for dicts.
     frames = [gr.FileData(path=str(path)).model_dump() for path in images]
     return frames, gr.FileData(path=str(animation)), output.metadata

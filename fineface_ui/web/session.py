@@ -22,6 +22,10 @@ from ..png_info import save_png
 from ..settings import MAX_IMAGES_PER_CALL
 
 HISTORY_SIZE = 24
+# A session's folder untouched this long is deleted: Gradio forgets the sessions beyond its capacity
+# without a word, so their files would otherwise stay until the app exits. An hour, like the cached
+# copies Gradio itself serves to the page (ui.py's delete_cache).
+SESSION_IDLE_S = 3600
 # Files of a prefix (the HTTP API's "api-") kept at most: the two latest full sweeps (frames + GIF) at
 # the largest size, so a burst of calls cannot fill the disk; a client fetches its files right away.
 FILES_PER_PREFIX = 2 * (MAX_IMAGES_PER_CALL + 1)
@@ -49,9 +53,9 @@ class Session:
     # A counter rather than a flag: a run stops when it changes under it, so a later run
     # starting cannot clear a Stop meant for an earlier one, and a Stop with nothing running is harmless.
     stops: int = 0
-    # Face photos are biometric data: each upload is moved into this tab's own folder (OutputFolder.take_photos),
-    # away from Gradio's cache, where anyone with the URL could fetch it for an hour.
-    folder: Path | None = None  # made on the first photo; None in the page's initial state that Gradio copies
+    # The tab's own folder: its results, and its face photos, biometric data, each upload moved here
+    # (OutputFolder.take_photos) away from Gradio's cache, where anyone with the URL could fetch it for an hour.
+    folder: Path | None = None  # made on the first file; None in the page's initial state that Gradio copies
     photos: dict[str, Path] = field(default_factory=dict)  # upload path as the page sends it -> the tab's copy
 
     def files(self) -> list[Path]:
@@ -67,52 +71,70 @@ class Session:
 
 
 class OutputFolder:
-    """Result files (PNG with settings, GIF) that Gradio copies into its cache to serve."""
+    """Result files (PNG with settings, GIF) that Gradio copies into its cache to serve. Each file has an
+    owner: a Session (the file goes into its folder) or the prefix of the HTTP API's files ("api-")."""
 
     def __init__(self, files_per_prefix: int = FILES_PER_PREFIX) -> None:
         self._folder = tempfile.TemporaryDirectory(prefix="fineface-")  # removed when the app exits
         self.root = Path(self._folder.name)
         self.files_per_prefix = files_per_prefix
         self._prefixed: dict[str, deque[Path]] = {}  # per prefix, its files oldest first
-        self._lock = threading.Lock()  # API calls may write files concurrently
+        # API calls and tabs may write files concurrently; reentrant, as taking photos makes the folder.
+        self._lock = threading.RLock()
 
-    def png(self, image: Image.Image, metadata: dict[str, Any], prefix: str = "") -> Path:
-        return self._kept(save_png(image, self.root / f"{prefix}{uuid.uuid4().hex}.png", metadata), prefix)
+    def png(self, image: Image.Image, metadata: dict[str, Any], owner: Session | str) -> Path:
+        return self._kept(save_png(image, self._new_path(owner, ".png"), metadata), owner)
 
-    def jpeg(self, image: Image.Image, prefix: str = "") -> Path:
+    def jpeg(self, image: Image.Image, owner: Session | str) -> Path:
         """A small picture without settings (a preview): a tenth of the PNG's bytes, quick to send."""
-        path = self.root / f"{prefix}{uuid.uuid4().hex}.jpg"
+        path = self._new_path(owner, ".jpg")
         image.convert("RGB").save(path, quality=85)
-        return self._kept(path, prefix)
+        return self._kept(path, owner)
 
-    def gif(self, frames: Sequence[Image.Image], prefix: str = "", frame_ms: int = 120) -> Path:
+    def gif(self, frames: Sequence[Image.Image], owner: Session | str, frame_ms: int = 120) -> Path:
         """An endless loop that plays forward then back, so the expression never jumps."""
-        path = self.root / f"{prefix}{uuid.uuid4().hex}.gif"
+        path = self._new_path(owner, ".gif")
         loop = list(frames) + list(frames[-2:0:-1])
         loop[0].save(path, save_all=True, append_images=loop[1:], duration=frame_ms, loop=0)
-        return self._kept(path, prefix)
+        return self._kept(path, owner)
 
-    def _kept(self, path: Path, prefix: str) -> Path:
-        """Count a new file of `prefix` (the unprefixed ones belong to sessions), deleting the oldest beyond
-        `files_per_prefix`."""
-        if prefix:
+    def _new_path(self, owner: Session | str, suffix: str) -> Path:
+        if isinstance(owner, Session):
+            return self.folder_of(owner) / f"{uuid.uuid4().hex}{suffix}"
+        return self.root / f"{owner}{uuid.uuid4().hex}{suffix}"
+
+    def _kept(self, path: Path, owner: Session | str) -> Path:
+        """Count a new file of a prefix, deleting the oldest beyond `files_per_prefix` (a session's files
+        are its own to keep)."""
+        if isinstance(owner, str):
             with self._lock:
-                files = self._prefixed.setdefault(prefix, deque())
+                files = self._prefixed.setdefault(owner, deque())
                 files.append(path)
                 while len(files) > self.files_per_prefix:
                     files.popleft().unlink(missing_ok=True)
         return path
 
+    def folder_of(self, session: Session) -> Path:
+        """The session's folder, made on first use (again, if it was swept), marked as used now; and the
+        folders of sessions untouched for SESSION_IDLE_S are deleted."""
+        with self._lock:
+            if session.folder is None or not session.folder.is_dir():
+                session.folder = Path(tempfile.mkdtemp(prefix="session-", dir=self.root))
+            os.utime(session.folder)
+            limit = time.time() - SESSION_IDLE_S
+            for folder in self.root.glob("session-*"):
+                if folder.stat().st_mtime < limit:
+                    shutil.rmtree(folder, ignore_errors=True)
+            return session.folder
+
     def take_photos(self, session: Session, uploads: Sequence[str | os.PathLike]) -> list[Path]:
         """The session's own copies of the uploaded photos, in order: each upload is moved (not copied) into
         the session's folder on first sight; copies of photos no longer among `uploads` are deleted."""
         with self._lock:  # the page's render and face preview may send the same new upload at once
-            if session.folder is None and uploads:
-                session.folder = Path(tempfile.mkdtemp(prefix="session-", dir=self.root))
             for upload in uploads:
                 if str(upload) not in session.photos and Path(upload).is_file():
                     # A folder per photo keeps the file's own name, which messages show ("photo 2 (beach.jpg)").
-                    copy = Path(tempfile.mkdtemp(dir=session.folder)) / Path(upload).name
+                    copy = Path(tempfile.mkdtemp(dir=self.folder_of(session))) / Path(upload).name
                     session.photos[str(upload)] = Path(shutil.move(upload, copy))
             for gone in set(session.photos) - {str(upload) for upload in uploads}:
                 shutil.rmtree(session.photos.pop(gone).parent, ignore_errors=True)
@@ -120,8 +142,7 @@ class OutputFolder:
         return [session.photos.get(str(upload), Path(upload)) for upload in uploads]
 
     def close(self, session: Session) -> None:
-        """Delete everything the session kept: its results and its folder of photos (Gradio's delete_callback)."""
-        self.discard(session.files())
+        """Delete everything the session kept, its folder of results and photos (Gradio's delete_callback)."""
         if session.folder is not None:
             shutil.rmtree(session.folder, ignore_errors=True)
         session.photos.clear()
