@@ -97,7 +97,7 @@ def test_sweep_returns_one_frame_per_step_and_a_looping_gif(client, fast):
         ({"aus": json.dumps(list(range(13)))}, "Expected 12"),
         ({"width": 100_000}, "Width must be between 256 and 1024"),
         ({"scheduler": "euler"}, "scheduler"),
-        ({"scheduler": ["dpm++"]}, "Scheduler must be text, got list"),
+        ({"scheduler": ["dpm++"]}, r"Unknown scheduler \['dpm\+\+'\]; choose one of dpm\+\+, paper"),
         ({"aus": "AU12=1, AU12=5"}, "AU12 is given twice"),
         ({"aus": '{"AU12": 1, "AU12": 5}'}, "'AU12' is given twice in aus"),
         ({"aus": '{"AU12": 1, "au12": 5}'}, "AU12 is given twice"),

@@ -2,8 +2,11 @@
 
 import argparse
 import json
+import os
+import shutil
 import subprocess
 import sys
+import zipfile
 from importlib.metadata import PackageNotFoundError, requires, version
 from pathlib import Path
 
@@ -99,3 +102,31 @@ def test_gradio_server_variables_set_host_and_port_unless_given(monkeypatch):
     monkeypatch.delenv("GRADIO_SERVER_PORT")
     monkeypatch.delenv("GRADIO_SERVER_NAME")
     assert (parse().host, parse().port) == ("127.0.0.1", 7860)
+
+
+def test_the_wheel_holds_every_module_the_page_assets_and_the_au_map(tmp_path):
+    # Built from a copy, so that the build's own folders stay out of the checkout.
+    root = Path(__file__).resolve().parent.parent
+    source = tmp_path / "source"
+    for name in ("fineface_ui", "assets"):
+        shutil.copytree(root / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "requirements.txt"):
+        shutil.copy(root / name, source / name)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", str(source), "-w", str(tmp_path)],
+                   check=True, capture_output=True, timeout=300)
+    (wheel,) = tmp_path.glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    modules = {str(path.relative_to(root)) for path in (root / "fineface_ui").rglob("*.py")}
+    pictures = {f"fineface_ui/assets/{path.name}" for path in (root / "assets").iterdir()}
+    page_assets = {str(path.relative_to(root)) for path in (root / "fineface_ui" / "web" / "assets").iterdir()}
+    assert modules | pictures | page_assets <= names
+
+    # Installed from the wheel, away from the checkout, the page finds the AU map inside the package.
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)], check=True,
+                   timeout=300)
+    probe = "import fineface_ui; from fineface_ui.web.ui import au_map_svg; print(fineface_ui.__file__, au_map_svg())"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(str(tmp_path / "site")) and 'id="AU12"' in done.stdout
