@@ -118,3 +118,12 @@ def test_the_imports_have_no_cycles():
 def test_the_rules_see_function_level_imports():
     # The rules are only as good as the import reader: studio imports the stand-ins inside a function.
     assert ("fineface_ui.standins.tiny_models", "with_random_weights") in GRAPH["fineface_ui.studio"]
+
+
+def test_every_public_name_still_comes_from_the_package_itself():
+    # The layers are inside; users import from fineface_ui, whatever module a name lives in now.
+    import fineface_ui
+
+    missing = [name for name in fineface_ui.__all__ if getattr(fineface_ui, name, None) is None]
+    assert not missing and {"FineFacePipeline", "FineFaceIdentityPipeline", "FaceEmbedder", "Studio"} <= set(
+        fineface_ui.__all__)
