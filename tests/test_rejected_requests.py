@@ -167,12 +167,14 @@ def upload(url: str, path: Path) -> str:
     return answer.raise_for_status().json()[0]
 
 
-@pytest.mark.parametrize("endpoint", ["generate", "sweep"])
-def test_a_photo_uploaded_for_a_call_cannot_be_fetched_once_the_call_is_over(app_url, endpoint, tmp_path):
+@pytest.mark.parametrize(("endpoint", "aus", "reason"), [
+    ("generate", "", "No face was found"), ("sweep", "", "No face was found"),
+    ("generate", "AU99=1", "AU99"), ("sweep", "AU99=1", "AU99")])  # refused before the photo is read
+def test_a_photo_uploaded_for_a_call_cannot_be_fetched_once_the_call_is_over(app_url, endpoint, aus, reason, tmp_path):
     path = upload(app_url, blank_photo(tmp_path / "wall.png"))
     assert httpx.get(f"{app_url}/gradio_api/file={path}").status_code == 200  # Gradio serves its uploads
-    event, payload = call(app_url, endpoint, values(app_url, endpoint, photos=[file_payload(path)], frames=2))
-    assert event == "error" and "No face was found" in payload["error"]
+    event, payload = call(app_url, endpoint, values(app_url, endpoint, aus=aus, photos=[file_payload(path)], frames=2))
+    assert event == "error" and reason in payload["error"]
     assert httpx.get(f"{app_url}/gradio_api/file={path}").status_code in (403, 404)  # gone, not served
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
+import tempfile
 import time
+from pathlib import Path
 
 from PIL import Image
 
 from fineface_ui.settings import GenerationSettings
-from fineface_ui.web.session import SESSION_IDLE_S, OutputFolder, Session
+from fineface_ui.web.session import SESSION_IDLE_S, OutputFolder, Result, Session, modified
 
 
 def metadata():
@@ -34,7 +37,7 @@ def test_api_files_beyond_the_limit_are_deleted_oldest_first_and_session_files_a
     assert tab_file.exists()
 
 
-def test_an_uploaded_photo_moves_into_the_session_folder_and_the_upload_is_gone(tmp_path):
+def test_an_uploaded_photo_is_copied_into_the_session_folder_and_the_upload_is_gone(tmp_path):
     outputs, session = OutputFolder(), Session()
     original = upload(tmp_path / "gradio-cache" / "abc123", "beach.jpg")
     [copy] = outputs.take_photos(session, [original])
@@ -81,9 +84,39 @@ def test_the_folders_of_sessions_untouched_for_an_hour_are_swept_when_another_se
     assert recent.exists()
 
 
-def test_a_session_swept_while_idle_gets_a_new_folder_when_it_comes_back(tmp_path):
+def test_a_session_swept_while_idle_starts_again_empty_in_a_new_folder(tmp_path):
     outputs, session = OutputFolder(), Session()
+    outputs.take_photos(session, [upload(tmp_path / "cache")])
     first = outputs.png(Image.new("RGB", (8, 8)), metadata(), session)
+    session.history = [Result(first, metadata())]
     shutil.rmtree(session.folder)  # swept
     again = outputs.png(Image.new("RGB", (8, 8)), metadata(), session)
     assert again.exists() and again.parent == session.folder and not first.exists()
+    # Nothing points at the swept files: the page would offer downloads and photos that are gone.
+    assert session.history == [] and session.photos == {} and session.files() == []
+
+
+def test_each_request_of_a_tab_marks_its_folder_as_in_use(tmp_path):
+    outputs, session = OutputFolder(), Session()
+    outputs.png(Image.new("RGB", (8, 8)), metadata(), session)
+    long_ago = time.time() - SESSION_IDLE_S - 60
+    os.utime(session.folder, (long_ago, long_ago))
+    outputs.take_photos(session, [])  # what each render, preview and sweep of the tab starts with
+    assert time.time() - session.folder.stat().st_mtime < 60
+
+
+def test_a_photo_two_api_calls_share_stays_until_the_last_ends_and_a_tab_only_copies_it(tmp_path):
+    # Gradio stores identical uploads as one file, named by the content's hash.
+    outputs, tab = OutputFolder(), Session()
+    shared = Path(upload(tmp_path / "cache" / "sha"))
+    with outputs.holding([str(shared)]):
+        with outputs.holding([str(shared)]):
+            pass
+        assert shared.is_file()  # the other call still renders from it
+        [copy] = outputs.take_photos(tab, [shared])
+        assert shared.is_file() and copy.is_file()
+    assert not shared.exists() and not shared.parent.exists() and copy.is_file()
+
+
+def test_a_file_deleted_by_another_thread_counts_as_just_written():
+    assert modified(Path(tempfile.gettempdir()) / "fineface-deleted-meanwhile") == math.inf

@@ -180,7 +180,7 @@ def render_sweep(backend: Backend, state: Session, photo_paths: list[str] | None
 
 
 def own_photos(backend: Backend, state: Session, photo_paths: list[str] | None) -> list[str]:
-    """The tab's own copies of the uploaded photos: moved out of Gradio's cache, where anyone holding the
+    """The tab's own copies of the uploaded photos, deleted from Gradio's cache, where anyone holding the
     URL could fetch them, and deleted with the tab (session.OutputFolder.take_photos)."""
     return [str(path) for path in backend.outputs.take_photos(state, photo_paths or [])]
 

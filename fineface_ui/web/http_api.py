@@ -19,12 +19,12 @@ from ..errors import InvalidInputError
 from ..settings import SETTINGS, GenerationSettings, is_au_list
 from .handlers import sweep_values
 from .rendering import Backend, readable_errors
-from .session import Session
+from .session import API_CALLS_AT_ONCE
 
 # API calls have slots of their own (the page's renders share ui.GPU), so that a call waiting for the face
 # models to load (minutes on first use) holds up neither the page nor text-only calls; each pipeline still
 # runs one request at a time (FineFacePipeline's lock).
-API = {"concurrency_id": "api", "concurrency_limit": 4}
+API = {"concurrency_id": "api", "concurrency_limit": API_CALLS_AT_ONCE}
 API_FILES = "api-"  # the prefix of the API's result files, kept apart from the tabs' files
 API_FILE_AGE_S = 600  # API results are fetched by the client right after the call
 
@@ -62,13 +62,11 @@ def one_au_setting(aus: Any) -> Any:
 
 @contextmanager
 def call_photos(backend: Backend, photos: Any) -> Iterator[list[str]]:
-    """The call's uploaded photos, moved out of Gradio's upload cache (where anyone holding the URL could
-    fetch them) and deleted when the call ends: an API call is a session of its own."""
-    call = Session()
-    try:
-        yield [str(path) for path in backend.outputs.take_photos(call, photo_paths(photos))]
-    finally:
-        backend.outputs.close(call)
+    """The call's uploaded photos, deleted from Gradio's upload cache (where anyone holding the URL could
+    fetch them) when the call ends, refused or not: an API call is a session of its own."""
+    uploads = photo_paths(photos)
+    with backend.outputs.holding(uploads):
+        yield uploads
 
 
 def photo_paths(photos: Any) -> list[str]:
@@ -94,8 +92,8 @@ def one_image_settings(backend: Backend, prompt: str, aus: str, options: dict[st
 
 def generate(backend: Backend, prompt: str, aus: str, photos: Any, **options: Any) -> tuple[gr.FileData, dict]:
     """One image (PNG with its settings embedded) and its metadata."""
-    settings = one_image_settings(backend, prompt, aus, options)
     with call_photos(backend, photos) as paths:
+        settings = one_image_settings(backend, prompt, aus, options)
         output = backend.render(settings, paths, no_progress).output
     image = backend.outputs.png(output.images[0], output.metadata_for(0), API_FILES)
     return gr.FileData(path=str(image)), output.metadata
@@ -104,8 +102,8 @@ def generate(backend: Backend, prompt: str, aus: str, photos: Any, **options: An
 def preview(backend: Backend, prompt: str, aus: str, photos: Any, **options: Any) -> gr.FileData:
     """A quick, rough image of the same settings (a few steps, decoded by TAESD) as a small JPEG without
     settings: for controls that follow a slider live. Call /generate for the image itself."""
-    settings = one_image_settings(backend, prompt, aus, options)
     with call_photos(backend, photos) as paths:
+        settings = one_image_settings(backend, prompt, aus, options)
         image = backend.preview(settings, paths)
     return gr.FileData(path=str(backend.outputs.jpeg(image, API_FILES)))
 
@@ -113,11 +111,11 @@ def preview(backend: Backend, prompt: str, aus: str, photos: Any, **options: Any
 def sweep(backend: Backend, prompt: str, aus: str, au: str, start: float, stop: float, frames: int, photos: Any,
           **options: Any) -> tuple[list[gr.FileData], gr.FileData, dict]:
     """`frames` images with AU `au` stepping from `start` to `stop`, everything else fixed; plus a GIF."""
-    backend.outputs.discard_older_than(API_FILE_AGE_S, API_FILES)
-    with readable_errors():
-        au_list = sweep_values(au_dict(parse_api_aus(aus)), au, start, stop, frames)
-        settings = GenerationSettings.create(prompt, au_list, **options)
     with call_photos(backend, photos) as paths:
+        backend.outputs.discard_older_than(API_FILE_AGE_S, API_FILES)
+        with readable_errors():
+            au_list = sweep_values(au_dict(parse_api_aus(aus)), au, start, stop, frames)
+            settings = GenerationSettings.create(prompt, au_list, **options)
         output = backend.render(settings, paths, no_progress).output
     images = [backend.outputs.png(picture, output.metadata_for(i), API_FILES)
               for i, picture in enumerate(output.images)]

@@ -5,16 +5,18 @@ No Gradio here: the page, the HTTP API and the tests use the same objects.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from PIL import Image
 
@@ -26,9 +28,11 @@ HISTORY_SIZE = 24
 # without a word, so their files would otherwise stay until the app exits. An hour, like the cached
 # copies Gradio itself serves to the page (ui.py's delete_cache).
 SESSION_IDLE_S = 3600
-# Files of a prefix (the HTTP API's "api-") kept at most: the two latest full sweeps (frames + GIF) at
-# the largest size, so a burst of calls cannot fill the disk; a client fetches its files right away.
-FILES_PER_PREFIX = 2 * (MAX_IMAGES_PER_CALL + 1)
+# HTTP API calls run at once (http_api.API): each may leave a full sweep its client has yet to fetch.
+API_CALLS_AT_ONCE = 4
+# Files of a prefix (the HTTP API's "api-") kept at most: two full sweeps (frames + GIF) at the largest
+# size per call running at once, so a burst of calls cannot fill the disk; a client fetches its files right away.
+FILES_PER_PREFIX = 2 * API_CALLS_AT_ONCE * (MAX_IMAGES_PER_CALL + 1)
 
 
 @dataclass
@@ -53,8 +57,8 @@ class Session:
     # A counter rather than a flag: a run stops when it changes under it, so a later run
     # starting cannot clear a Stop meant for an earlier one, and a Stop with nothing running is harmless.
     stops: int = 0
-    # The tab's own folder: its results, and its face photos, biometric data, each upload moved here
-    # (OutputFolder.take_photos) away from Gradio's cache, where anyone with the URL could fetch it for an hour.
+    # The tab's own folder: its results, and its face photos, biometric data, each upload copied here and
+    # deleted from Gradio's cache (OutputFolder.take_photos), where anyone with the URL could fetch it for an hour.
     folder: Path | None = None  # made on the first file; None in the page's initial state that Gradio copies
     photos: dict[str, Path] = field(default_factory=dict)  # upload path as the page sends it -> the tab's copy
 
@@ -79,6 +83,7 @@ class OutputFolder:
         self.root = Path(self._folder.name)
         self.files_per_prefix = files_per_prefix
         self._prefixed: dict[str, deque[Path]] = {}  # per prefix, its files oldest first
+        self._holders: Counter[str] = Counter()  # per upload in Gradio's cache, the API calls rendering from it
         # API calls and tabs may write files concurrently; reentrant, as taking photos makes the folder.
         self._lock = threading.RLock()
 
@@ -115,37 +120,68 @@ class OutputFolder:
         return path
 
     def folder_of(self, session: Session) -> Path:
-        """The session's folder, made on first use (again, if it was swept), marked as used now; and the
-        folders of sessions untouched for SESSION_IDLE_S are deleted."""
+        """The session's folder, made on first use, marked as used now; and the folders of sessions untouched
+        for SESSION_IDLE_S are deleted. A session swept while idle starts again from an empty folder."""
         with self._lock:
             if session.folder is None or not session.folder.is_dir():
+                if session.folder is not None:  # swept: what it pointed to is gone
+                    session.history, session.neutral, session.sweep_files = [], None, []
+                    session.photos.clear()
                 session.folder = Path(tempfile.mkdtemp(prefix="session-", dir=self.root))
             os.utime(session.folder)
             limit = time.time() - SESSION_IDLE_S
             for folder in self.root.glob("session-*"):
-                if folder.stat().st_mtime < limit:
+                if modified(folder) < limit:
                     shutil.rmtree(folder, ignore_errors=True)
             return session.folder
 
     def take_photos(self, session: Session, uploads: Sequence[str | os.PathLike]) -> list[Path]:
-        """The session's own copies of the uploaded photos, in order: each upload is moved (not copied) into
-        the session's folder on first sight; copies of photos no longer among `uploads` are deleted."""
+        """The session's own copies of the uploaded photos, in order: each upload is copied into the session's
+        folder on first sight and deleted from Gradio's cache (unless an API call is rendering from it);
+        copies of photos no longer among `uploads` are deleted. Called at the start of each of the tab's
+        requests, it marks the tab as in use."""
         with self._lock:  # the page's render and face preview may send the same new upload at once
-            for upload in uploads:
-                if str(upload) not in session.photos and Path(upload).is_file():
+            folder = self.folder_of(session)
+            for upload in map(str, uploads):
+                if upload not in session.photos and Path(upload).is_file():
                     # A folder per photo keeps the file's own name, which messages show ("photo 2 (beach.jpg)").
-                    copy = Path(tempfile.mkdtemp(dir=self.folder_of(session))) / Path(upload).name
-                    session.photos[str(upload)] = Path(shutil.move(upload, copy))
-            for gone in set(session.photos) - {str(upload) for upload in uploads}:
+                    copy = Path(tempfile.mkdtemp(dir=folder)) / Path(upload).name
+                    session.photos[upload] = Path(shutil.copyfile(upload, copy))
+                    self._delete_unless_held(upload)
+            for gone in set(session.photos) - set(map(str, uploads)):
                 shutil.rmtree(session.photos.pop(gone).parent, ignore_errors=True)
         # An upload neither here nor on disk is passed on, to be reported as a missing file.
         return [session.photos.get(str(upload), Path(upload)) for upload in uploads]
 
+    @contextmanager
+    def holding(self, uploads: Sequence[str]) -> Iterator[None]:
+        """Keep these uploads in Gradio's cache while an API call renders from them, then delete each one
+        that no other call still holds. Gradio stores an upload under its content's hash, so two clients
+        sending the same photo share one file: the first call to end must not take it from the other."""
+        with self._lock:
+            self._holders.update(uploads)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._holders.subtract(uploads)
+                for upload in uploads:
+                    self._delete_unless_held(upload)
+
+    def _delete_unless_held(self, upload: str) -> None:
+        if self._holders[upload] > 0:
+            return
+        self._holders.pop(upload, None)
+        Path(upload).unlink(missing_ok=True)
+        with suppress(OSError):  # Gradio's folder for this upload, empty now unless it holds more
+            Path(upload).parent.rmdir()
+
     def close(self, session: Session) -> None:
         """Delete everything the session kept, its folder of results and photos (Gradio's delete_callback)."""
-        if session.folder is not None:
-            shutil.rmtree(session.folder, ignore_errors=True)
-        session.photos.clear()
+        with self._lock:
+            if session.folder is not None:
+                shutil.rmtree(session.folder, ignore_errors=True)
+            session.photos.clear()
 
     @staticmethod
     def discard(paths: Iterable[Path]) -> None:
@@ -154,4 +190,12 @@ class OutputFolder:
 
     def discard_older_than(self, seconds: float, prefix: str) -> None:
         limit = time.time() - seconds
-        self.discard(path for path in self.root.glob(f"{prefix}*") if path.stat().st_mtime < limit)
+        self.discard(path for path in self.root.glob(f"{prefix}*") if modified(path) < limit)
+
+
+def modified(path: Path) -> float:
+    """When the file or folder was last written; infinitely recent if another thread just deleted it."""
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return math.inf
