@@ -156,3 +156,13 @@ def test_on_zero_gpu_each_model_call_asks_for_seconds_sized_to_its_request(rando
 def test_without_the_spaces_package_nothing_is_wrapped(monkeypatch):
     monkeypatch.setattr(zero_gpu, "spaces", None)
     assert zero_gpu.on_gpu(Studio.generate) is Studio.generate
+
+
+def test_stop_cancels_every_render_the_page_can_start(random_studio):
+    # Each click that ends in a render is an event chain of its own; Stop drops the queued ones of every chain.
+    demo = build_ui(random_studio)
+    [stop] = [fn for fn in demo.fns.values() if fn.fn is not None and fn.fn.__name__ == "request_stop"]
+    [cancel] = [fn for fn in demo.fns.values() if fn.is_cancel_function and fn.targets == stop.targets]
+    gpu = {fn._id for fn in demo.fns.values() if fn.concurrency_id == "gpu" and fn.fn.__name__ != "preview"}
+    renders = {fn._id for fn in demo.fns.values() if fn.fn is not None and fn.fn.__name__ == "render"}
+    assert len(renders) == 5 and renders <= gpu <= set(cancel.cancels)

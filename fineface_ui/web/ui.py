@@ -15,11 +15,11 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from . import handlers, restoring
 from ..aus import ACCEPTED_RANGE, ACTION_UNITS, AU_NAMES, TRAINED_RANGE, ActionUnit
 from ..presets import PRESETS
 from ..settings import MAX_IMAGES_PER_CALL, SCHEDULERS, SPEC, TEXT
 from ..studio import Studio
+from . import handlers, restoring
 from .before_after import show_before_after
 from .handlers import PAGE_VALUES, PIPELINE_SETTINGS
 from .http_api import add_api
@@ -200,6 +200,8 @@ def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
         page["reset"].click(handlers.reset_aus, None, aus, queue=False, **UI_ONLY).then(**faces_first).success(**render),
         page["new_seed"].click(handlers.random_seed, None, page["seed"], queue=False, **UI_ONLY)
         .then(**faces_first).success(**render),
+        page["sweep_gallery"].select(restoring.restore_sweep_frame, page["session"], [*aus, page["preset"]],
+                                     queue=False, **UI_ONLY).then(**faces_first).success(**render),
     ]
     page["photos"].change(with_backend(handlers.show_faces, backend), [page["session"], page["photos"]],
                           [page["face_preview"], page["face_note"]], **UI_ONLY)
@@ -212,8 +214,6 @@ def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
     # The preset names the sliders' values only until they change.
     gr.on([*(au.input for au in aus), page["reset"].click], None, None, page["preset"], js="() => null", **UI_ONLY)
     sweep_inputs = [page[name] for name in ("session", "photos", "sweep_au", "sweep_from", "sweep_to", "sweep_frames")]
-    page["sweep_gallery"].select(restoring.restore_sweep_frame, page["session"], [*aus, page["preset"]], queue=False,
-                                 **UI_ONLY).then(**faces_first).success(**render)
     page["tabs"].select(handlers.compare_view_shown, None, page["compare_shown"], queue=False, **UI_ONLY)
     compares = page["compare_tab"].select(with_backend(show_before_after, backend), page["session"], page["compare"],
                                           **RENDERS)
