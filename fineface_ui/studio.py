@@ -2,8 +2,7 @@
 
 It picks the FineFacePipeline variant: without a face the text one (SD 2.1-base); with face photos
 it embeds them and runs the identity one (SD 1.5 + IP-Adapter-FaceID). Each model loads the first
-time it is needed and then stays; a server can also load one in the background (`start_loading`)
-so that no request waits on it.
+time it is needed and then stays; requests that need a model still loading wait for it.
 """
 
 from __future__ import annotations

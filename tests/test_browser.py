@@ -11,9 +11,21 @@ from PIL import Image, ImageSequence
 from playwright.sync_api import expect
 
 from fineface_ui.png_info import A1111_KEY, read_settings
-
-from tests.browser_page import (AU6, AU12, BROWSER_TESTS, RENDER_MS, RESULT_SRC, block, download_png, fetch, prompt_box,
-                                render_and_wait, slider, wait_for_first_image, wait_for_history)
+from tests.browser_page import (
+    AU6,
+    AU12,
+    BROWSER_TESTS,
+    RENDER_MS,
+    RESULT_SRC,
+    block,
+    download_png,
+    fetch,
+    prompt_box,
+    render_and_wait,
+    slider,
+    wait_for_first_image,
+    wait_for_history,
+)
 
 pytest_plugins = ["tests.browser_page"]  # its fixtures: app_url, browser, page
 

@@ -26,6 +26,7 @@ from .zero_gpu import on_gpu
 
 log = logging.getLogger(__name__)
 
+
 class Stopped(Exception):
     """Raised from the step callback when the user pressed Stop."""
 

@@ -52,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def create_app(studio: "Studio") -> "gr.Blocks":
-    """The page with its queue: one generation at a time, newer requests replace older queued ones."""
+    """The page with its queue: the page's renders one at a time, newer ones replacing older queued ones;
+    API calls in slots of their own (http_api.API); at most QUEUE_SIZE requests waiting."""
     from .ui import build_ui
 
     demo = build_ui(studio).queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
@@ -147,15 +148,14 @@ def unknown_endpoint(request: Any, error: Exception) -> Any:
 
 def launch(demo: "gr.Blocks", host: str = "127.0.0.1", port: int = 7860, share: bool = False, **options: Any) -> Any:
     """Launch with this app's safety settings; `options` go to gr.Blocks.launch (e.g. prevent_thread_lock)."""
+    from gradio.route_utils import FnIndexInferError
     from starlette.middleware import Middleware
 
     from .same_origin import SameOriginPosts
     from .ui import CSS
 
-    from gradio.route_utils import FnIndexInferError
-
     app_kwargs = dict(options.pop("app_kwargs", None) or {})
-    app_kwargs["exception_handlers"] = {FnIndexInferError: unknown_endpoint}
+    app_kwargs["exception_handlers"] = {**app_kwargs.get("exception_handlers", {}), FnIndexInferError: unknown_endpoint}
     if not ON_SPACE:
         # What it guards is an app on the user's own machine, which any page they visit could post to.
         # A Space is public, so a foreign page can do nothing there that any client cannot, and its
@@ -200,8 +200,8 @@ def load_studio(args: argparse.Namespace) -> "Studio":
 
 def serve(args: argparse.Namespace) -> int:
     """Load the models, then serve the page until interrupted; 2 when the models cannot be loaded."""
-    from . import zero_gpu  # noqa: F401  (on ZeroGPU, `spaces` must come before anything touches CUDA)
     from ..errors import FineFaceError
+    from . import zero_gpu  # noqa: F401  (on ZeroGPU, `spaces` must come before anything touches CUDA)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
