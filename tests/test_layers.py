@@ -59,8 +59,9 @@ GRAPH = {module: [(module_of(name, set(MODULES)), function) for name, function i
 
 
 def layer(module: str) -> str:
+    """The package under fineface_ui that a module sits in or is (fineface_ui.web is the web layer), else top."""
     parts = module.split(".")
-    return parts[1] if len(parts) > 2 else "top"
+    return parts[1] if len(parts) > 1 and (PACKAGE / parts[1]).is_dir() else "top"
 
 
 def test_every_module_sits_in_a_layer_or_on_top():
