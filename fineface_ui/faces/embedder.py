@@ -10,39 +10,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
-import onnxruntime
 import torch
 from PIL import Image, ImageDraw
 
 from ..errors import CheckpointError, InvalidInputError, NoFaceError
 from ..hub import weights
+from .detection import DetectedFace, default_providers, largest_face
 from .model_pack import find_model_pack, pack_shown
-from .photos import MAX_SIDE, Photo, load_rgb, photo_label
+from .photos import Photo, load_rgb, photo_label
 
-# A face that fills the whole frame has no visible outline; a dark border
-# around the photo gives the detector one. Used only when the first try fails.
-PAD_FRACTION = 0.25
 CACHE_SIZE = 64
-
-
-def default_providers() -> list[str]:
-    """CUDA first when onnxruntime offers it, CPU always as the fallback."""
-    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
-
-
-@dataclass(frozen=True)
-class DetectedFace:
-    """The face used from one photo; `box` is (x0, y0, x1, y1) in the upright photo's pixels, x1/y1 exclusive."""
-
-    index: int
-    label: str
-    face_count: int
-    box: tuple[int, int, int, int]
-    score: float
 
 
 @dataclass(frozen=True)
@@ -147,36 +125,16 @@ class FaceEmbedder:
         from insightface.app.common import Face
 
         app = self._load()
-        height, width = rgb.shape[:2]
-        scale = min(1.0, MAX_SIDE / max(height, width))
-        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
-        if scale < 1.0:
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
-        # No explicit upscaling: SCRFD resizes every photo to det_size itself.
-        for pad in (0, round(PAD_FRACTION * max(bgr.shape[:2]))):
-            image = cv2.copyMakeBorder(bgr, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0) if pad else bgr
-            boxes, keypoints = app.det_model.detect(image, max_num=0)
-            with self._lock:
-                self._detector_runs += 1
-            if len(boxes):
-                break
-        else:
+        found, runs = largest_face(app.det_model, rgb)
+        with self._lock:
+            self._detector_runs += runs
+        if found is None:
             return None
-        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        best = int(np.argmax(areas))
-        face = Face(bbox=boxes[best, :4], kps=keypoints[best], det_score=float(boxes[best, 4]))
+        face = Face(bbox=found.box, kps=found.keypoints, det_score=found.score)
         # Only the chosen face is embedded; FaceAnalysis.get would embed every face in a group photo.
-        app.models["recognition"].get(image, face)
-        x0, y0, x1, y1 = ((boxes[best, :4] - pad) / scale).tolist()
-        box = (
-            int(np.clip(round(x0), 0, width)),
-            int(np.clip(round(y0), 0, height)),
-            int(np.clip(round(x1), 0, width)),
-            int(np.clip(round(y1), 0, height)),
-        )
+        app.models["recognition"].get(found.image, face)
         embedding = np.asarray(face.normed_embedding, dtype=np.float32)
-        return _PhotoResult(embedding, len(boxes), box, float(face.det_score))
+        return _PhotoResult(embedding, found.face_count, found.photo_box(rgb.shape[1], rgb.shape[0]), found.score)
 
     def _load(self):
         with self._lock:
@@ -205,7 +163,6 @@ class FaceEmbedder:
                     )
                 self._app = app
             return self._app
-
 
 
 def _file_key(photo: Photo) -> bytes | None:

@@ -17,7 +17,8 @@ from PIL import Image
 
 from ..aus import AU_NAMES, NUMBER_RULE, canonical_name, check_intensity, format_aus, is_number
 from ..errors import InvalidInputError, NoFaceError
-from ..faces.embedder import DetectedFace, draw_face_box
+from ..faces.detection import DetectedFace
+from ..faces.embedder import draw_face_box
 from ..presets import PRESETS, preset_aus
 from ..settings import FACE, MAX_IMAGES_PER_CALL, MAX_SEED, SETTINGS, SPEC, TEXT, GenerationSettings
 from .before_after import NEUTRAL, rendered, save_result, shown_pair, twin_key
