@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from .hub.model_sources import all_weights
+from .hub.model_sources import AU_READER, all_weights
+from .hub.pinned import download_pinned, locate_pinned
 from .hub.weights import display_name, download, hub_reachable, locate, resolve
 
 
 def download_all(force: bool = False) -> None:
-    """Fetch every Hub file both pipelines need (progress bars on the terminal), and the face models.
+    """Fetch every Hub file both pipelines need (progress bars on the terminal), the face models and the AU reader.
 
     `force` fetches again what is already there: the cure for a truncated or corrupt file.
     """
@@ -18,6 +19,7 @@ def download_all(force: bool = False) -> None:
     for weight, path in found.items():
         print(f"ok  {weight}: {display_name(path)}")
     print(f"ok  InsightFace buffalo_l: {download_model_pack()}")
+    print(f"ok  {AU_READER.title}: {display_name(download_pinned(AU_READER, force))}")
 
 
 def report() -> str:
@@ -40,4 +42,7 @@ def report() -> str:
         lines.append(f"found   InsightFace buffalo_l: {find_model_pack()}")
     except MissingWeightsError:
         lines.append("MISSING InsightFace buffalo_l (see `fineface-ui download`)")
+    reader = locate_pinned(AU_READER)
+    lines.append(f"found   {AU_READER.title}: {reader}" if reader else
+                 f"MISSING {AU_READER.title} {AU_READER.filename} (see `fineface-ui download`)")
     return "\n".join(lines)

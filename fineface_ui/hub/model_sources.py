@@ -55,6 +55,34 @@ RECOGNIZER_FILE = "w600k_r50.onnx"
 
 
 @dataclass(frozen=True)
+class PinnedFile:
+    """A model file from outside the Hub: fetched from its URL into <weights folder>/<folder>/ and used only
+    with this sha256. `variable` points the model at another file, or at a Hub repo holding `filename`."""
+
+    title: str
+    url: str
+    sha256: str
+    folder: str
+    variable: str
+
+    @property
+    def filename(self) -> str:
+        return self.url.rpartition("/")[2]
+
+
+# LibreFace's AU-intensity network (ResNet-18, DISFA's twelve AUs), exported to ONNX by its authors: a Git
+# LFS file of ihp-lab/LibreFace's export_to_onnx branch, 45,197,696 bytes. USC Research License.
+AU_READER = PinnedFile(
+    title="LibreFace AU intensity model",
+    url="https://media.githubusercontent.com/media/ihp-lab/LibreFace/export_to_onnx/AU_Recognition/"
+        "LibreFace_resnet_20230627125656.onnx",
+    sha256="2c996c9ae83b67c293f05766b5fe78741e0891e25f5c2d0bd0ca6d4137790018",
+    folder="libreface",
+    variable="FINEFACE_AU_READER",
+)
+
+
+@dataclass(frozen=True)
 class Weight:
     """One file of a Hub repo or local folder, or (filename None) a diffusers-layout folder.
 
