@@ -21,6 +21,7 @@ _EXPORTS = {
     "Variant": "engine.variants", "SD21_TEXT": "engine.variants", "SD15_IDENTITY": "engine.variants",
     "GenerationSettings": "settings",
     "FaceEmbedder": "faces.embedder", "FaceEmbeddings": "faces.embedder",
+    "AUReader": "faces.au_reader", "AUReading": "faces.au_reader",
     "Studio": "studio",
 }
 __all__ = ["__version__", *_EXPORTS]

@@ -1,4 +1,4 @@
-"""Command line: `fineface-ui generate|download|doctor|serve` (or `python -m fineface_ui ...`).
+"""Command line: `fineface-ui generate|read-aus|download|doctor|serve` (or `python -m fineface_ui ...`).
 
 Only the chosen command imports what it needs, so `--help` answers at once.
 """
@@ -9,10 +9,13 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .errors import FineFaceError, InvalidInputError
 from .settings import PROMPT, SETTINGS
+
+if TYPE_CHECKING:
+    from .faces.au_reader import AUReader
 
 
 def _generate_parser(commands: argparse._SubParsersAction) -> None:
@@ -22,6 +25,8 @@ def _generate_parser(commands: argparse._SubParsersAction) -> None:
                         help="an AU intensity, e.g. --au AU12=3 --au AU6=2 (repeatable)")
     parser.add_argument("--from", dest="from_png", type=Path, help="start from the settings stored in a PNG")
     parser.add_argument("--face", action="append", type=Path, default=[], help="a photo of the person (repeatable)")
+    parser.add_argument("--aus-from", type=Path, metavar="PHOTO",
+                        help="copy the expression of the face in PHOTO (read with LibreFace); --au values win")
     for setting in SETTINGS:
         # No argparse default: a setting not given keeps the value of --from, else the spec's default.
         parser.add_argument(setting.flag, dest=setting.name, type=setting.kind, choices=setting.choices or None,
@@ -43,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--force", action="store_true",
                           help="fetch again what is already there (repairs a truncated or corrupt file)")
     commands.add_parser("doctor", help="print torch/CUDA, ONNX Runtime providers and where each weight file is")
+    read = commands.add_parser("read-aus", help="read the twelve AU intensities (0..5) of the face in each photo")
+    read.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
+    read.add_argument("--json", action="store_true", help="print JSON: per photo its AUs and the face's box")
+    read.add_argument("--random-weights", action="store_true",
+                      help="a tiny random reader and face detector (offline smoke test: the values mean nothing)")
     add_arguments(commands.add_parser("serve", help="start the web app (the same options as app.py)"))
     return parser
 
@@ -63,9 +73,6 @@ def generate(args: argparse.Namespace) -> Path:
     values.update({name: getattr(args, name) for name in SPEC if getattr(args, name) is not None})
     if args.prompt is not None:
         values["prompt"] = args.prompt
-    if args.au is not None:
-        values["aus"] = [parse_au_string(",".join(args.au))]
-    settings = GenerationSettings.create(values.pop("prompt"), values.pop("aus")[0], **values)
 
     with tempfile.TemporaryDirectory(prefix="fineface-random-") as scratch:
         if args.random_weights:
@@ -75,8 +82,52 @@ def generate(args: argparse.Namespace) -> Path:
             # One image: CUDA graphs pay for their half-second capture, a minute-long compile does not.
             acceleration = Acceleration.default_for(default_device_and_dtype(args.device, None)[0], serving=False)
             studio = Studio.from_pretrained(device=args.device, acceleration=acceleration, **sources)
+        copied = {}
+        if args.aus_from is not None:
+            [reading] = studio.read_aus([args.aus_from])
+            copied = {name: round(value, 1) for name, value in reading.aus.items()}  # as the sliders show it
+            values["aus"] = [copied]
+        if args.au is not None:  # the AUs given, over those copied from a photo (not over those of --from)
+            values["aus"] = [{**copied, **parse_au_string(",".join(args.au))}]
+        settings = GenerationSettings.create(values.pop("prompt"), values.pop("aus")[0], **values)
         result = studio.generate(settings, photos=args.face)
     return save_png(result.output.images[0], args.out, result.output.metadata_for(0))
+
+
+def read_aus(args: argparse.Namespace) -> str:
+    """The readings as a table, or as JSON: a list with, per photo, its name, AUs and the face used."""
+    import json
+
+    from .aus import AU_NAMES
+
+    with tempfile.TemporaryDirectory(prefix="fineface-random-") as scratch:
+        readings = au_reader(args.random_weights, Path(scratch)).read(args.photos)
+    if args.json:
+        return json.dumps([{"photo": photo.name, "aus": {name: round(value, 3) for name, value in reading.aus.items()},
+                            "face": {"box": list(reading.face.box), "faces_found": reading.face.face_count}}
+                           for photo, reading in zip(args.photos, readings)], indent=2)
+    width = max(len(photo.name) for photo in args.photos)
+    lines = [" ".join([f"{'photo':<{width}}", *(f"{name:>5}" for name in AU_NAMES), " face (x0, y0, x1, y1)"])]
+    for photo, reading in zip(args.photos, readings):
+        others = f", largest of {reading.face.face_count}" if reading.face.face_count > 1 else ""
+        lines.append(" ".join([f"{photo.name:<{width}}", *(f"{reading.aus[name]:5.2f}" for name in AU_NAMES),
+                               f" {reading.face.box}{others}"]))
+    return "\n".join(lines)
+
+
+def au_reader(random_weights: bool, scratch: Path) -> "AUReader":
+    """LibreFace's reader with buffalo_l's detector; with `random_weights`, tiny stand-ins of both written to `scratch`."""
+    from .faces.au_reader import AUReader
+
+    if random_weights:
+        from .standins.tiny_au_reader import write_au_reader
+        from .standins.tiny_face_models import write_model_pack
+
+        write_model_pack(scratch / "insightface")
+        return AUReader(model=write_au_reader(scratch / "au_reader.onnx"), face_pack=scratch / "insightface")
+    from .faces.model_pack import ensure_model_pack
+
+    return AUReader(face_pack=ensure_model_pack())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -88,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "generate":
             print(f"wrote {generate(args)}")
+        elif args.command == "read-aus":
+            print(read_aus(args))
         elif args.command == "download":
             from .doctor import download_all
 

@@ -1,8 +1,9 @@
 """Studio: the one entry point the UI and the CLI use.
 
 It picks the FineFacePipeline variant: without a face the text one (SD 2.1-base); with face photos
-it embeds them and runs the identity one (SD 1.5 + IP-Adapter-FaceID). Each model loads the first
-time it is needed and then stays; requests that need a model still loading wait for it.
+it embeds them and runs the identity one (SD 1.5 + IP-Adapter-FaceID). It reads expressions from photos
+(the AU reader). Each model loads the first time it is needed and then stays; requests that need a
+model still loading wait for it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .engine.acceleration import Acceleration
 from .engine.pipeline import FineFaceOutput, FineFacePipeline, StepCallback
 from .engine.previews import PreviewCallback
 from .engine.variants import SD15_IDENTITY, SD21_TEXT
+from .faces.au_reader import AUReader, AUReading
 from .faces.embedder import FaceEmbedder, FaceEmbeddings
 from .faces.model_pack import ensure_model_pack
 from .settings import GenerationSettings
@@ -42,9 +44,11 @@ class Studio:
         load_text_pipeline: Callable[[], FineFacePipeline],
         load_identity_pipeline: Callable[[], FineFacePipeline],
         load_face_embedder: Callable[[], FaceEmbedder],
+        load_au_reader: Callable[[], AUReader],
         random_weights: bool = False,
     ) -> None:
-        self._loaders = {"text": load_text_pipeline, "identity": load_identity_pipeline, "faces": load_face_embedder}
+        self._loaders = {"text": load_text_pipeline, "identity": load_identity_pipeline, "faces": load_face_embedder,
+                         "reader": load_au_reader}
         self._loaded: dict[str, Any] = {}
         # One lock per model, so a text request need not wait while the face pipeline downloads.
         self._locks = {name: threading.Lock() for name in self._loaders}
@@ -74,11 +78,13 @@ class Studio:
             lambda: FineFacePipeline.from_pretrained(variant=SD21_TEXT, **text_sources, **options),
             lambda: FineFacePipeline.from_pretrained(variant=SD15_IDENTITY, **identity_sources, **options),
             lambda: FaceEmbedder(root=sources.get("face_models") or ensure_model_pack()),
+            lambda: AUReader(face_pack=sources.get("face_models") or ensure_model_pack()),
         )
 
     @classmethod
     def with_random_weights(cls, folder: Path) -> "Studio":
         """Tiny random models written to `folder`: the whole app works offline, the images are noise."""
+        from .standins.tiny_au_reader import write_au_reader
         from .standins.tiny_face_models import write_model_pack
         from .standins.tiny_models import write_sd15_fineface, write_sd21_fineface
 
@@ -87,10 +93,12 @@ class Studio:
         sd15 = write_sd15_fineface(folder / "sd15")
         face_root = folder / "insightface"
         write_model_pack(face_root)
+        reader = write_au_reader(folder / "au_reader.onnx")
         return cls(
             lambda: FineFacePipeline.from_pretrained(**sd21, variant=SD21_TEXT, device="cpu"),
             lambda: FineFacePipeline.from_pretrained(**sd15, variant=SD15_IDENTITY, device="cpu"),
             lambda: FaceEmbedder(root=face_root),
+            lambda: AUReader(model=reader, face_pack=face_root),
             random_weights=True,
         )
 
@@ -101,7 +109,7 @@ class Studio:
             return self._loaded[name]
 
     def is_loaded(self, name: str) -> bool:
-        """Whether "text", "identity" or "faces" is loaded already (loading may take minutes)."""
+        """Whether "text", "identity", "faces" or "reader" is loaded already (loading may take minutes)."""
         return name in self._loaded
 
     def text_pipeline(self) -> FineFacePipeline:
@@ -112,6 +120,13 @@ class Studio:
 
     def face_embedder(self) -> FaceEmbedder:
         return self._get("faces")
+
+    def au_reader(self) -> AUReader:
+        return self._get("reader")
+
+    def read_aus(self, photos: Sequence[Any]) -> list[AUReading]:
+        """The expression of the largest face in each photo: twelve AU intensities on LibreFace's 0..5 scale."""
+        return self.au_reader().read(list(photos))
 
     def generate(self, settings: GenerationSettings, photos: Sequence[Any] = (), on_step: StepCallback | None = None,
                  on_preview: PreviewCallback | None = None) -> StudioResult:

@@ -21,7 +21,8 @@ def test_a_photo_without_a_face_says_so(page, tmp_path):
     assert "empty_wall.png" in page.locator("#face-note").inner_text()
 
 
-def test_the_first_face_photo_shows_the_face_models_loading_then_the_face(browser, sd21_pipe, identity_pipe, tmp_path):
+def test_the_first_face_photo_shows_the_face_models_loading_then_the_face(browser, sd21_pipe, identity_pipe, random_studio,
+                                                                          tmp_path):
     from PIL import ImageDraw
 
     from fineface_ui.faces.embedder import FaceEmbedder
@@ -38,7 +39,8 @@ def test_the_first_face_photo_shows_the_face_models_loading_then_the_face(browse
     face = Image.new("RGB", (320, 320), (30, 30, 30))
     ImageDraw.Draw(face).rectangle((100, 90, 220, 230), fill=(235, 220, 200))  # a face to the tiny detector
     face.save(tmp_path / "me.png")
-    studio = Studio(lambda: sd21_pipe, slow_identity_pipeline, lambda: FaceEmbedder(root=tmp_path / "faces"))
+    studio = Studio(lambda: sd21_pipe, slow_identity_pipeline, lambda: FaceEmbedder(root=tmp_path / "faces"),
+                    random_studio.au_reader)
     with running_app(studio) as url:
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.goto(url)

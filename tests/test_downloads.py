@@ -16,6 +16,7 @@ import pytest
 
 from fineface_ui.hub.model_sources import DEFAULT_REPOS, PACK_NAME
 from fineface_ui.png_info import read_settings
+from fineface_ui.standins.tiny_au_reader import write_au_reader
 from fineface_ui.standins.tiny_face_models import write_model_pack
 from tests.fake_hub import FakeHub, fake_sha
 
@@ -23,6 +24,7 @@ SD21_BASE = DEFAULT_REPOS["FINEFACE_BASE_MODEL"]
 FINEFACE = DEFAULT_REPOS["FINEFACE_WEIGHTS"]
 IP_ADAPTER = DEFAULT_REPOS["FINEFACE_IP_ADAPTER"]
 TAESD = DEFAULT_REPOS["FINEFACE_PREVIEW_DECODER"]
+READER = {"FINEFACE_AU_READER": "weights/au_reader.onnx"}  # relative to the workdir, where commands run
 
 
 @pytest.fixture(scope="module")
@@ -43,15 +45,16 @@ def hub_repos(sd21_files, sd15_files, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture
 def workdir(tmp_path) -> Path:
-    """The folder commands run in: its weights/ already holds the face pack (InsightFace's is on GitHub)."""
+    """The folder commands run in: its weights/ already holds the face pack and an AU reader (both on GitHub)."""
     write_model_pack(tmp_path / "weights" / "insightface")
+    write_au_reader(tmp_path / "weights" / "au_reader.onnx")
     assert (tmp_path / "weights" / "insightface" / "models" / PACK_NAME).is_dir()
     return tmp_path
 
 
 def fineface_ui(hub: FakeHub, workdir: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "fineface_ui", *args], cwd=workdir, capture_output=True,
-                          text=True, timeout=300, env=hub.client_env(workdir / "hf", **env))
+                          text=True, timeout=300, env=hub.client_env(workdir / "hf", **{**READER, **env}))
 
 
 def assert_fails_with(done: subprocess.CompletedProcess, *phrases: str) -> None:

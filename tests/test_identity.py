@@ -135,10 +135,10 @@ def test_an_identity_key_at_a_self_attention_index_fails_loudly(sd15_files, tmp_
 
 
 @pytest.fixture(scope="module")
-def studio(sd21_pipe, identity_pipe, tmp_path_factory):
+def studio(sd21_pipe, identity_pipe, random_studio, tmp_path_factory):
     root = tmp_path_factory.mktemp("faces")
     write_model_pack(root)
-    return Studio(lambda: sd21_pipe, lambda: identity_pipe, lambda: FaceEmbedder(root=root))
+    return Studio(lambda: sd21_pipe, lambda: identity_pipe, lambda: FaceEmbedder(root=root), random_studio.au_reader)
 
 
 def face_photo():

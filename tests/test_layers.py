@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "fineface_ui"
 LAYERS = ("engine", "hub", "faces", "web")
 SHARED = {"fineface_ui.aus", "fineface_ui.errors", "fineface_ui.settings"}
 # Stand-ins are for tests, the benchmark and the one command-line path that asks for random weights.
-STANDIN_USERS = {("fineface_ui.studio", "with_random_weights")}
+STANDIN_USERS = {("fineface_ui.studio", "with_random_weights"), ("fineface_ui.cli", "au_reader")}
 
 
 def module_name(path: Path) -> str:

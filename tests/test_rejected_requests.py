@@ -136,7 +136,7 @@ def test_a_null_scheduler_is_refused_naming_the_schedulers(app_url, endpoint):
 def test_a_call_to_an_unknown_endpoint_is_a_404_listing_the_endpoints(app_url, name):
     answer = httpx.post(f"{app_url}/gradio_api/call/{name}", json={"data": []})
     assert answer.status_code == 404
-    assert_readable_refusal(answer.json()["error"], f"/{name}", "/generate, /preview, /sweep")
+    assert_readable_refusal(answer.json()["error"], f"/{name}", "/generate, /preview, /read_aus, /sweep")
 
 
 def test_after_a_refused_request_the_next_one_renders(app_url):
@@ -193,7 +193,8 @@ class BusyPipeline:
 def busy_app(random_studio):
     """The app on a busy GPU: (its URL, the pipeline to release)."""
     busy = BusyPipeline(random_studio.text_pipeline())
-    studio = Studio(lambda: busy, random_studio.identity_pipeline, random_studio.face_embedder)
+    studio = Studio(lambda: busy, random_studio.identity_pipeline, random_studio.face_embedder,
+                    random_studio.au_reader)
     with running_app(studio) as url:
         yield url.rstrip("/"), busy
         busy.go.set()
@@ -223,7 +224,8 @@ def test_twenty_clients_with_a_request_each_in_flight_are_all_served(busy_app):
 def test_only_a_burst_beyond_the_queues_bound_is_refused_with_a_reason(random_studio, monkeypatch):
     monkeypatch.setattr(server, "QUEUE_SIZE", 3)
     busy = BusyPipeline(random_studio.text_pipeline())
-    studio = Studio(lambda: busy, random_studio.identity_pipeline, random_studio.face_embedder)
+    studio = Studio(lambda: busy, random_studio.identity_pipeline, random_studio.face_embedder,
+                    random_studio.au_reader)
     with running_app(studio) as url:
         data = values(url.rstrip("/"), "generate")
         answers = [post_call(url.rstrip("/"), data) for _ in range(server.QUEUE_SIZE + 8)]

@@ -43,7 +43,7 @@ def generate(fast):
 
 
 def test_a_face_call_waits_for_the_face_pipeline_while_text_calls_render_then_renders_with_the_face(
-        sd21_pipe, identity_pipe, tmp_path, generate):
+        sd21_pipe, identity_pipe, random_studio, tmp_path, generate):
     write_model_pack(tmp_path / "faces")
     asked, loaded = threading.Event(), threading.Event()
 
@@ -52,7 +52,8 @@ def test_a_face_call_waits_for_the_face_pipeline_while_text_calls_render_then_re
         assert loaded.wait(60)
         return identity_pipe
 
-    studio = Studio(lambda: sd21_pipe, slow_identity_pipeline, lambda: FaceEmbedder(root=tmp_path / "faces"))
+    studio = Studio(lambda: sd21_pipe, slow_identity_pipeline, lambda: FaceEmbedder(root=tmp_path / "faces"),
+                    random_studio.au_reader)
     with running_app(studio) as url, ThreadPoolExecutor(1) as pool:
         face_call = pool.submit(generate, Client(url, verbose=False), photos=[face_photo(tmp_path / "face.png")])
         assert asked.wait(30)
@@ -76,7 +77,8 @@ def test_every_page_render_with_photos_first_waits_for_the_face_models_outside_t
         assert first.concurrency_id != "gpu" and photos in first.inputs
 
 
-def test_the_wait_loads_the_face_models_only_for_photos_and_a_drag_never_waits(sd21_pipe, identity_pipe, tmp_path):
+def test_the_wait_loads_the_face_models_only_for_photos_and_a_drag_never_waits(sd21_pipe, identity_pipe, random_studio,
+                                                                              tmp_path):
     write_model_pack(tmp_path / "faces")
     loaded = []
 
@@ -84,7 +86,7 @@ def test_the_wait_loads_the_face_models_only_for_photos_and_a_drag_never_waits(s
         return lambda: loaded.append(name) or model
 
     studio = Studio(lambda: sd21_pipe, loader("identity", identity_pipe),
-                    loader("faces", FaceEmbedder(root=tmp_path / "faces")))
+                    loader("faces", FaceEmbedder(root=tmp_path / "faces")), random_studio.au_reader)
     backend, photo = Backend(studio), face_photo(tmp_path / "face.png")["path"]
     values = {**{s.name: s.default for s in SETTINGS}, **dict.fromkeys(AU_NAMES, 0.0), "prompt": "a face"}
     assert handlers.preview(backend, Session(), [photo], **values) == gr.skip() and loaded == []

@@ -46,8 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--no-compile", action="store_true",
                         help="skip torch.compile on CUDA: starts a minute or two sooner, renders about 130 ms slower")
     parser.add_argument("--preload", action=argparse.BooleanOptionalAction, default=ON_SPACE,
-                        help="load the face pipeline and face models at start too, not on the first face photo "
-                             "(default: on in a Hugging Face Space)")
+                        help="load the face pipeline, the face models and the AU reader at start too, not on "
+                             "first use (default: on in a Hugging Face Space)")
     return parser
 
 
@@ -195,6 +195,7 @@ def load_studio(args: argparse.Namespace) -> "Studio":
     if args.preload:
         studio.face_embedder()
         studio.identity_pipeline()
+        studio.au_reader()
     return studio
 
 
