@@ -1,4 +1,4 @@
-"""The HTTP API: `/generate`, `/preview` and `/sweep`, typed endpoints (gr.api) whose parameters come from SETTINGS.
+"""The HTTP API: `/generate`, `/preview`, `/sweep` and `/read_aus`, typed endpoints (gr.api) whose parameters come from SETTINGS.
 
 Every value is validated by GenerationSettings exactly as the page's are; a bad one comes back as a
 readable error.
@@ -125,6 +125,17 @@ def sweep(backend: Backend, prompt: str, aus: str, au: str, start: float, stop: 
     return frames, gr.FileData(path=str(animation)), output.metadata
 
 
+def read_aus(backend: Backend, photos: Any) -> list[dict]:
+    """Per photo, the twelve AU intensities (0..5, LibreFace's scale) of its largest face and where that face is."""
+    with call_photos(backend, photos) as paths:
+        if not paths:
+            raise gr.Error("photos is empty: send at least one photo of a face (gradio_client.handle_file).",
+                           print_exception=False)
+        readings = backend.read_aus(paths)
+    return [{"aus": {name: round(value, 3) for name, value in reading.aus.items()}, "box": list(reading.face.box),
+             "faces_found": reading.face.face_count} for reading in readings]
+
+
 def _parameter(name: str, kind: Any, default: Any = inspect.Parameter.empty) -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=kind)
 
@@ -158,3 +169,4 @@ def add_api(backend: Backend) -> None:
                api_name=function.__name__, **API)
     gr.api(endpoint(sweep, backend, [*PROMPT_PARAMETERS, *SWEEP_PARAMETERS, PHOTOS_PARAMETER, *SETTING_PARAMETERS]),
            api_name="sweep", **API)
+    gr.api(endpoint(read_aus, backend, [_parameter("photos", list[gr.FileData])]), api_name="read_aus", **API)

@@ -19,6 +19,7 @@ from PIL import Image
 
 from ..engine.previews import PreviewCallback
 from ..errors import FineFaceError, GPUMemoryError
+from ..faces.au_reader import AUReading
 from ..settings import GenerationSettings
 from ..studio import Studio, StudioResult
 from .session import OutputFolder, Session
@@ -124,6 +125,11 @@ def preview_readably(studio: Studio, settings: GenerationSettings, photos: Seque
         return studio.preview(settings, photos)
 
 
+def read_readably(studio: Studio, photos: Sequence[str]) -> list[AUReading]:
+    with readable_errors():
+        return studio.read_aus(photos)
+
+
 @dataclass
 class Backend:
     """What every handler renders with: the models, the result files, and the GPU-slot call."""
@@ -134,6 +140,7 @@ class Backend:
     generate: Callable[..., StudioResult] = field(default_factory=lambda: on_gpu(generate_readably))
     streamed: Callable[..., Iterator[Glimpse | StudioResult]] = field(default_factory=lambda: on_gpu(stream_readably))
     previewed: Callable[..., Image.Image] = field(default_factory=lambda: on_gpu(preview_readably))
+    read: Callable[..., list[AUReading]] = field(default_factory=lambda: on_gpu(read_readably))
 
     def render(self, settings: GenerationSettings, photos: Sequence[str], progress: Callable[..., Any],
                session: Session | None = None) -> StudioResult:
@@ -154,6 +161,12 @@ class Backend:
         with readable_errors():
             self.load_face_models(photos)
             return self.previewed(self.studio, settings, list(photos))
+
+    def read_aus(self, photos: Sequence[str]) -> list[AUReading]:
+        """The expression of the largest face in each photo; the reader loads (or downloads) outside the GPU slot."""
+        with readable_errors():
+            self.studio.au_reader()
+            return self.read(self.studio, list(photos))
 
     def load_face_models(self, photos: Sequence[str]) -> None:
         """Load the face models when there are photos, or wait for the load under way (on first use it
