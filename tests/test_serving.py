@@ -167,4 +167,4 @@ def test_stop_cancels_every_render_the_page_can_start(random_studio):
     [cancel] = [fn for fn in demo.fns.values() if fn.is_cancel_function and fn.targets == stop.targets]
     gpu = {fn._id for fn in demo.fns.values() if fn.concurrency_id == "gpu" and fn.fn.__name__ != "preview"}
     renders = {fn._id for fn in demo.fns.values() if fn.fn is not None and fn.fn.__name__ == "render"}
-    assert len(renders) == 5 and renders <= gpu <= set(cancel.cancels)
+    assert len(renders) == 7 and renders <= gpu <= set(cancel.cancels)

@@ -7,6 +7,7 @@ Each photo: the largest face (buffalo_l's detector), aligned as LibreFace was tr
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from ..aus import AU_NAMES
 from ..errors import CheckpointError, InvalidInputError, NoFaceError
 from ..hub import weights
 from ..hub.model_sources import AU_READER, DETECTOR_FILE
-from ..hub.pinned import pinned_path
+from ..hub.pinned import pinned_path, sha256_of
 from .alignment import INPUT_SIDE, aligned_face, network_input
 from .detection import DetectedFace, Detection, default_providers, largest_face
 from .model_pack import find_model_pack, pack_shown
@@ -51,6 +52,14 @@ class AUReader:
         self.det_size = det_size
         self._models: tuple[object, object] | None = None
         self._lock = threading.Lock()
+
+    @functools.cached_property
+    def _sha256(self) -> str:
+        return sha256_of(self.model_path)
+
+    def provenance(self) -> dict[str, str]:
+        """Which model read: LibreFace's models differ, and a reading means something only with its model."""
+        return {"file": self.model_path.name, "sha256": self._sha256}
 
     def read(self, photos: Photo | Sequence[Photo]) -> list[AUReading]:
         """One reading per photo; raises NoFaceError naming a photo without a face."""

@@ -13,7 +13,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from ..aus import au_dict
+from ..png_info import save_png
 
 # Gradio copies a file into its own cache when it sends it to the page, so a link is needed only
 # until then; an hour is ample, and bounds the folder on a long-running server.
@@ -27,7 +30,9 @@ def download_name(metadata: dict[str, Any]) -> str:
 
 
 def named_link(path: Path, metadata: dict[str, Any]) -> Path:
-    """A hard link to the result at `path`, named by download_name; links older than LINK_AGE_S go."""
+    """A hard link to the result at `path`, named by download_name; links older than LINK_AGE_S go.
+    A result measured since it was written (readouts.py) is a copy instead, with the reading inside:
+    the shown file stays as it was, so the page never fetches the same image again under a new URL."""
     downloads = path.parent / "downloads"
     downloads.mkdir(exist_ok=True)
     limit = time.time() - LINK_AGE_S
@@ -35,8 +40,13 @@ def named_link(path: Path, metadata: dict[str, Any]) -> Path:
         if folder.stat().st_mtime < limit:
             shutil.rmtree(folder, ignore_errors=True)
     # One folder per result: two images may share a name (same seed and AUs, another prompt).
-    link = downloads / path.stem / download_name(metadata)
-    link.parent.mkdir(exist_ok=True)
+    measured = "measured_aus" in metadata
+    link = downloads / path.stem / ("measured" if measured else "") / download_name(metadata)
+    link.parent.mkdir(parents=True, exist_ok=True)
     if not link.exists():
-        os.link(path, link)
+        if measured:
+            with Image.open(path) as image:
+                save_png(image, link, metadata)
+        else:
+            os.link(path, link)
     return link

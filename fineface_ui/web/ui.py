@@ -19,7 +19,7 @@ from ..aus import ACCEPTED_RANGE, ACTION_UNITS, AU_NAMES, TRAINED_RANGE, ActionU
 from ..presets import PRESETS
 from ..settings import MAX_IMAGES_PER_CALL, SCHEDULERS, SPEC, TEXT
 from ..studio import Studio
-from . import handlers, restoring
+from . import handlers, readouts, restoring
 from .before_after import show_before_after
 from .handlers import PAGE_VALUES, PIPELINE_SETTINGS
 from .http_api import add_api
@@ -56,6 +56,8 @@ RENDERS = {"concurrency_id": GPU, "concurrency_limit": 1, "trigger_mode": "alway
 STREAMED = {**RENDERS, "show_progress": "minimal"}
 # A drag's previews: while one runs, Gradio keeps only the newest value waiting, so they never pile up.
 PREVIEWS = {**RENDERS, "show_progress": "hidden"}
+# Reading expressions (readouts.py): a slot of its own, so a render never queues behind a measurement.
+READS = {"concurrency_id": "reader", "concurrency_limit": 1, "trigger_mode": "always_last", **UI_ONLY}
 
 Page = dict[str, Any]  # the page's components by name: settings and AUs by their own names
 
@@ -90,6 +92,11 @@ def expression_panel(page: Page) -> None:
                 "on. Above 5 exaggerates; below 0 performs the opposite action.")
     with gr.Accordion("AU map: where each AU moves the face", open=False):
         gr.HTML(au_map_svg(), elem_id="au-map")
+    with gr.Accordion("Copy an expression from a photo", open=False):
+        page["reference"] = gr.Image(label="A photo with the expression to copy", type="filepath",
+                                     sources=["upload", "clipboard"], height=240, elem_id="reference-photo")
+        page["copy_note"] = gr.Markdown("The sliders take the expression of the photo's largest face, read by "
+                                        "LibreFace's AU model (non-commercial research licence).", elem_id="copy-note")
     for title in dict.fromkeys(REGION_TITLES[au.region] for au in ACTION_UNITS):
         with gr.Accordion(title, open=True):
             for au in ACTION_UNITS:
@@ -109,6 +116,7 @@ def input_column(page: Page, steps: int, size: int) -> None:
         page["photos"] = gr.File(label="Photos of one person", file_count="multiple", file_types=["image"],
                                  type="filepath", elem_id="face-photos")
         page["face_note"] = gr.Markdown(handlers.NO_PHOTO, elem_id="face-note")
+        page["copy_face"] = gr.Button("Copy the first photo's expression to the sliders", size="sm")
         page["face_preview"] = gr.Gallery(label="Face used in each photo", columns=4, height=200,
                                           allow_preview=False, fit_columns=False)
     expression_panel(page)
@@ -135,6 +143,11 @@ def output_column(page: Page) -> None:
                                      elem_id="result")
             # Here, not under the tabs: it downloads this image, not the sweep's frames.
             page["download"] = gr.DownloadButton("Download PNG (settings embedded)", value=None, interactive=False)
+            page["measure"] = gr.Checkbox(label="Measure each result: read its AUs back from the image", value=True)
+            page["readout"] = gr.ScatterPlot(x="AU", y="intensity", color="kind", sort=list(AU_NAMES), y_lim=[0, 5],
+                                             label="Asked for and read back", height=240, visible=False,
+                                             elem_id="readout")
+            page["readout_note"] = gr.Markdown(visible=False, elem_id="readout-note")
         with gr.Tab(handlers.COMPARE_TAB) as page["compare_tab"]:
             page["compare"] = gr.ImageSlider(label="All AUs at 0 ↔ current AUs", format="png", height=512)
         with gr.Tab("Sweep"):
@@ -150,6 +163,8 @@ def output_column(page: Page) -> None:
             page["sweep_gallery"] = gr.Gallery(label="Frames (click one to set the sliders to it)", columns=4,
                                                format="png", fit_columns=False)
             page["sweep_gif"] = gr.Image(label="Animation", type="filepath", interactive=False)
+            page["sweep_curve"] = gr.LinePlot(x="asked", y="read", color="series", label="Read back from each frame",
+                                              height=240, visible=False, elem_id="sweep-curve")
     page["history"] = gr.Gallery(label="This session (click to restore its settings)", columns=6, height=150,
                                  allow_preview=False, fit_columns=False, elem_id="history")
     with gr.Accordion("Settings of this image", open=False):
@@ -202,7 +217,20 @@ def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
         .then(**faces_first).success(**render),
         page["sweep_gallery"].select(restoring.restore_sweep_frame, page["session"], [*aus, page["preset"]],
                                      queue=False, **UI_ONLY).then(**faces_first).success(**render),
+        page["reference"].upload(with_backend(readouts.copy_from_reference, backend), page["reference"],
+                                 [*aus, page["preset"], page["copy_note"], page["reference"]], **READS)
+        .success(**faces_first).success(**render),
+        page["copy_face"].click(with_backend(readouts.copy_from_face_photo, backend), [page["session"], page["photos"]],
+                                [*aus, page["preset"], page["face_note"]], **READS)
+        .success(**faces_first).success(**render),
     ]
+    # After each render, once its image is shown: what the image shows, read back.
+    measure = dict(fn=with_backend(readouts.measure_result, backend), inputs=[page["session"], page["measure"]],
+                   outputs=[page["readout"], page["readout_note"], page["download"], page["metadata"]],
+                   show_progress="hidden", **READS)
+    for chain in renders:
+        chain.then(**measure)
+    page["measure"].input(**measure)
     page["photos"].change(with_backend(handlers.show_faces, backend), [page["session"], page["photos"]],
                           [page["face_preview"], page["face_note"]], **UI_ONLY)
     page["photos"].change(handlers.pipeline_controls, page["photos"],
@@ -220,6 +248,8 @@ def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
     sweeps = page["run_sweep"].click(**faces_first).success(with_backend(handlers.render_sweep, backend), sweep_inputs,
                                                             [page["sweep_gallery"], page["sweep_gif"]],
                                                             inputs_kwargs=values, **RENDERS)
+    sweeps.then(with_backend(readouts.measure_sweep, backend), [page["session"], page["sweep_au"], page["measure"]],
+                page["sweep_curve"], show_progress="hidden", **READS)
     # The counter stops the run in progress (cancelling cannot interrupt a running thread);
     # `cancels` drops the requests still waiting in the queue.
     page["stop"].click(handlers.request_stop, page["session"], page["image"], queue=False,
@@ -238,7 +268,8 @@ def build_ui(studio: Studio) -> gr.Blocks:
         gr.Markdown("# FineFace UI\nDescribe a portrait, then dial its expression with FACS Action Units.")
         if studio.random_weights:
             gr.Markdown("⚠️ **Demo mode with random weights**: the models are tiny and untrained, so every image "
-                        "is noise. Everything else (sliders, faces, history, sweeps, API) works as usual.")
+                        "is noise, and the AU reader is a random stand-in whose readings mean nothing. Everything "
+                        "else (sliders, faces, history, sweeps, copying an expression, API) works as usual.")
         with gr.Row():
             with gr.Column(scale=5, elem_id="input-column"):
                 input_column(page, steps, size)

@@ -1,0 +1,103 @@
+"""Expressions read on the page (the AU reader): copying one from a photo onto the sliders, and measuring
+each result and each sweep frame beside what the sliders asked for.
+
+Measuring runs in an event of its own after the image is shown, outside the GPU slot, so the image
+never waits for it and the next render does not queue behind it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from ..aus import AU_NAMES, canonical_name, format_aus
+from ..faces.au_reader import AUReading
+from ..faces.embedder import draw_face_box
+from ..png_info import read_settings
+from .handlers import download_update, own_photos
+from .rendering import Backend
+from .session import Session
+
+READ, ASKED = "read from the image", "asked for"
+RANDOM_NOTE = " The reader is a random stand-in (demo mode): its values mean nothing."
+
+
+def copied_aus(reading: AUReading) -> list[float]:
+    """The sliders' values for a reading: one decimal, as the sliders step."""
+    return [round(reading.aus[name], 1) for name in AU_NAMES]
+
+
+def copy_note(backend: Backend, reading: AUReading) -> str:
+    others = f" (the largest of {reading.face.face_count} faces)" if reading.face.face_count > 1 else ""
+    aus = format_aus(dict(zip(AU_NAMES, copied_aus(reading))))
+    random = RANDOM_NOTE if backend.studio.random_weights else ""
+    return f"Expression copied from {reading.face.label}{others}: {aus}.{random}"
+
+
+def read_one(backend: Backend, photo: str) -> AUReading:
+    [reading] = backend.read_aus([photo])
+    return reading
+
+
+def copy_from_reference(backend: Backend, reference: str | None) -> list[Any]:
+    """The sliders set to the expression of a reference photo, the preset cleared, a note, and the photo
+    with the face read boxed. The upload leaves Gradio's cache once read; no face: an error, sliders kept."""
+    if reference is None:
+        return [gr.skip()] * (len(AU_NAMES) + 3)
+    with backend.outputs.holding([reference]):
+        reading = read_one(backend, reference)
+        boxed = draw_face_box(reference, reading.face)
+    return [*copied_aus(reading), None, copy_note(backend, reading), boxed]
+
+
+def copy_from_face_photo(backend: Backend, state: Session, photo_paths: list[str] | None) -> list[Any]:
+    """The sliders set to the expression of the first face photo, the preset cleared, and a note."""
+    photos = own_photos(backend, state, photo_paths)
+    if not photos:
+        raise gr.Error("Add a face photo first: its expression is what gets copied.", print_exception=False)
+    reading = read_one(backend, photos[0])
+    return [*copied_aus(reading), None, copy_note(backend, reading)]
+
+
+def measure_result(backend: Backend, state: Session, measure: bool) -> tuple[Any, Any, Any, Any]:
+    """The newest result read back: a chart of asked vs read for each AU, a note, and its download and
+    settings with `measured_aus` added. Unchanged when measuring is off or there is no result."""
+    if not measure or not state.history:
+        return gr.update(visible=False), gr.update(visible=False), gr.skip(), gr.skip()
+    result = state.history[0]
+    if "measured_aus" not in result.metadata:
+        try:
+            reading = read_one(backend, str(result.path))
+        except gr.Error as error:  # no face in the image, a missing reader: said beside the image
+            return gr.update(visible=False), gr.update(value=f"Not measured: {error.message}", visible=True), \
+                gr.skip(), gr.skip()
+        result.metadata["measured_aus"] = {name: round(value, 2) for name, value in reading.aus.items()}
+        result.metadata["au_reader"] = backend.studio.au_reader().provenance()
+    asked, measured = result.metadata["aus"][0], result.metadata["measured_aus"]
+    rows = [(name, kind, float(values.get(name, 0.0))) for name in AU_NAMES
+            for kind, values in ((ASKED, asked), (READ, measured))]
+    note = "Each AU as asked for and as read back from the image by LibreFace's AU model."
+    note += RANDOM_NOTE if backend.studio.random_weights else ""
+    return (gr.update(value=pd.DataFrame(rows, columns=["AU", "kind", "intensity"]), visible=True),
+            gr.update(value=note, visible=True), download_update(result), result.metadata)
+
+
+def measure_sweep(backend: Backend, state: Session, au: str, measure: bool) -> Any:
+    """The swept AU as asked for (x) and as read back from each frame (y), with the line where they agree."""
+    frames = state.sweep_files[:-1]  # the last file is the GIF
+    if not measure or not frames:
+        return gr.update(visible=False)
+    name = canonical_name(au)
+    rows = []
+    for path in frames:
+        asked = read_settings(path)["aus"][0][name]
+        rows.append((asked, asked, ASKED))
+        try:
+            rows.append((asked, read_one(backend, str(path)).aus[name], READ))
+        except gr.Error:  # a frame without a face to read: a gap in the curve
+            continue
+    return gr.update(value=pd.DataFrame(rows, columns=["asked", "read", "series"]), visible=True,
+                     title=f"{name} asked for and read back: how linear the slider is")
+
