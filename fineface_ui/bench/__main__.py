@@ -1,6 +1,7 @@
 """Benchmark: `python -m fineface_ui.bench`. Measures, never asserts.
 
-CPU: the full-size SD 2.1-base UNet (random weights) at a small latent size, one denoising step of
+CPU: reading AUs from one image (reading.py), then the full-size SD 2.1-base UNet (random weights) at a
+small latent size, one denoising step of
 our processors (SDPA, AU term precomputed, LoRA fused) against the literal paper Eq. 2 (bmm
 attention, AU attention every step, LoRA unfused).
 `--random-weights`: live previews with the tiny models of `app.py --random-weights` (live.py).
@@ -105,6 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latent", type=int, default=16, help="CPU latent size (16 = a 128x128 image)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--face-photo", type=Path, help="a real face photo, to time InsightFace buffalo_l")
+    parser.add_argument("--au-reader", type=Path, help="LibreFace's AU model (.onnx), to time the real reader")
+    parser.add_argument("--face-models", type=Path, help="the folder holding models/buffalo_l, for --au-reader")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--full-size", action="store_true",
                         help="with --device cuda: the whole GPU table at 512x512 (gpu_table.py)")
@@ -129,6 +132,14 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {name:<66} | {ms:9.1f} |")
     print()
 
+    from .reading import reading_latency, render_beside_reading
+
+    label, rows = reading_latency(args.au_reader, args.face_models, args.repeats)
+    print(f"Reading AUs ({label})")
+    for name, ms in [*rows, *render_beside_reading(args.repeats)]:
+        print(f"| {name:<66} | {ms:9.1f} |")
+    print()
+
     rows = compare_processors("cpu", torch.float32, args.latent, args.repeats)
     print(f"CPU, {torch.get_num_threads()} threads, full-size SD 2.1-base UNet, latent {args.latent}x{args.latent}, "
           "batch 2 (CFG), fp32")
@@ -136,7 +147,6 @@ def main(argv: list[str] | None = None) -> None:
     for name, ms in rows:
         print(f"| {name:<66} | {ms:9.1f} |")
     print(f"reference / ours: {rows[1][1] / rows[0][1]:.2f}x")
-
 
 
 if __name__ == "__main__":
