@@ -116,7 +116,8 @@ def read_aus(args: argparse.Namespace) -> str:
 
 
 def au_reader(random_weights: bool, scratch: Path) -> "AUReader":
-    """LibreFace's reader with buffalo_l's detector; with `random_weights`, tiny stand-ins of both written to `scratch`."""
+    """LibreFace's reader with buffalo_l's detector; with `random_weights`, tiny stand-ins of both, written
+    to `scratch`."""
     from .faces.au_reader import AUReader
 
     if random_weights:

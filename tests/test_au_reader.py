@@ -157,6 +157,9 @@ def test_a_photo_without_a_face_is_named_and_a_bad_file_is_readable(reader, tmp_
     Image.new("RGB", (300, 300), (30, 30, 30)).save(tmp_path / "wall.png")
     with pytest.raises(NoFaceError, match=r"photo 1 \(wall.png\)"):
         reader.read([tmp_path / "wall.png"])
+    Image.new("RGB", (2, 2), (250, 250, 250)).save(tmp_path / "dot.png")
+    with pytest.raises(NoFaceError, match=r"photo 1 \(dot.png\)"):
+        reader.read([tmp_path / "dot.png"])
     (tmp_path / "notes.png").write_text("not a picture")
     with pytest.raises(InvalidInputError, match="could not be read as an image"):
         reader.read([tmp_path / "notes.png"])
@@ -274,3 +277,12 @@ def test_generate_copies_the_expression_read_from_a_photo_and_au_values_win(tmp_
     assert aus["AU26"] == 0
     assert all(abs(aus[name] - reading["aus"][name]) <= 0.051 for name in AU_NAMES if name != "AU26")
     assert all(aus[name] == round(aus[name], 1) for name in AU_NAMES)
+
+
+def test_the_benchmarks_reader_is_libreface_sized_and_reads_like_the_real_one(models, tmp_path):
+    from fineface_ui.standins.full_size_reader import write_full_size_reader
+
+    path = write_full_size_reader(tmp_path / "resnet18.onnx")
+    assert abs(path.stat().st_size - 45_197_696) < 0.01 * 45_197_696  # the real file's size, within 1%
+    [reading] = AUReader(model=path, face_pack=models["face_pack"]).read([face_picture(tmp_path / "me.png")])
+    assert list(reading.aus) == list(AU_NAMES) and all(0 <= value <= 5 for value in reading.aus.values())

@@ -21,8 +21,8 @@ def test_a_photo_without_a_face_says_so(page, tmp_path):
     assert "empty_wall.png" in page.locator("#face-note").inner_text()
 
 
-def test_the_first_face_photo_shows_the_face_models_loading_then_the_face(browser, sd21_pipe, identity_pipe, random_studio,
-                                                                          tmp_path):
+def test_the_first_face_photo_shows_the_face_models_loading_then_the_face(
+        browser, sd21_pipe, identity_pipe, random_studio, tmp_path):
     from PIL import ImageDraw
 
     from fineface_ui.faces.embedder import FaceEmbedder

@@ -95,8 +95,8 @@ def fetch_pinned(pinned: PinnedFile, force: bool = False) -> Path:
             shutil.copyfileobj(answer, file, CHUNK)
     except OSError as error:  # URLError, HTTPError and socket timeouts are OSErrors
         partial.unlink(missing_ok=True)
-        raise DownloadError(f"Downloading the {pinned.title} from {pinned.url} failed ({error}). "
-                            f"Try again, or download it by hand into {weights.weights_label()}/{pinned.folder}/.") from None
+        raise DownloadError(f"Downloading the {pinned.title} from {pinned.url} failed ({error}). Try again, "
+                            f"or download it by hand into {weights.weights_label()}/{pinned.folder}/.") from None
     actual = sha256_of(partial)
     if actual != pinned.sha256:
         partial.unlink()

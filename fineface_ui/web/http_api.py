@@ -1,4 +1,5 @@
-"""The HTTP API: `/generate`, `/preview`, `/sweep` and `/read_aus`, typed endpoints (gr.api) whose parameters come from SETTINGS.
+"""The HTTP API: `/generate`, `/preview`, `/sweep` and `/read_aus`, typed endpoints (gr.api) whose parameters
+come from SETTINGS.
 
 Every value is validated by GenerationSettings exactly as the page's are; a bad one comes back as a
 readable error.
