@@ -286,3 +286,13 @@ def test_the_benchmarks_reader_is_libreface_sized_and_reads_like_the_real_one(mo
     assert abs(path.stat().st_size - 45_197_696) < 0.01 * 45_197_696  # the real file's size, within 1%
     [reading] = AUReader(model=path, face_pack=models["face_pack"]).read([face_picture(tmp_path / "me.png")])
     assert list(reading.aus) == list(AU_NAMES) and all(0 <= value <= 5 for value in reading.aus.values())
+
+
+def test_doctor_says_whether_and_where_the_reader_is(served, models, monkeypatch):
+    from fineface_ui import doctor
+
+    monkeypatch.setattr(weights, "hub_reachable", lambda: False)
+    monkeypatch.setattr(doctor, "AU_READER", served)
+    assert "MISSING LibreFace AU intensity model reader.onnx" in doctor.report()
+    monkeypatch.setenv("FINEFACE_AU_READER", str(models["model"]))
+    assert f"found   LibreFace AU intensity model: {models['model']}" in doctor.report()
