@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 from fineface_ui.aus import AU_NAMES
 from fineface_ui.errors import CheckpointError, DownloadError, InvalidInputError, MissingWeightsError, NoFaceError
 from fineface_ui.faces import au_reader as reader_module
-from fineface_ui.faces.alignment import INPUT_SIDE, aligned_face, network_input
+from fineface_ui.faces.alignment import INPUT_SIDE, aligned, aligned_face, network_input
 from fineface_ui.faces.au_reader import AUReader
 from fineface_ui.faces.detection import Detection
 from fineface_ui.hub import model_sources, pinned, weights
@@ -37,35 +37,39 @@ SIDE, CENTRE = 432.0, np.array([250.0, 212.0])
 
 
 def where_in_crop(point: np.ndarray) -> np.ndarray:
-    """Where an image point of the upright face lands in the 224 crop, by the definition: the square
-    scaled to 512, halved to 256, 16 px cut off each side."""
+    """The crop pixel an image point of the upright face lands on, by the definition: the square's edges
+    are the 512 px image's, halved to 256 px, 16 px cut off each side (pixel centres on whole numbers)."""
     in_square = (point - (CENTRE - SIDE / 2)) / SIDE * 512
-    return in_square / 2 - 16
+    return ((in_square - 0.5) - 0.5) / 2 - 16
 
 
-def coordinate_image(height: int = 600, width: int = 600) -> np.ndarray:
-    """Each pixel holds its own x and y: a warped copy tells where each of its pixels came from."""
+def coordinate_images(height: int = 600, width: int = 600) -> list[Image.Image]:
+    """The pixels' own x and their own y as two float images: warped, they tell where each pixel came from."""
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    return np.dstack([xs, ys, np.zeros_like(xs)])
+    return [Image.fromarray(xs, mode="F"), Image.fromarray(ys, mode="F")]
 
 
 def test_the_crop_puts_the_eyes_and_mouth_where_the_alignment_says_to_a_pixel():
-    crop = aligned_face(coordinate_image(), UPRIGHT)
-    assert crop.shape == (INPUT_SIDE, INPUT_SIDE, 3)
+    xs, ys = (np.asarray(aligned(image, UPRIGHT)) for image in coordinate_images())
+    assert xs.shape == (INPUT_SIDE, INPUT_SIDE)
+    crop_pixel = SIDE / 512 * 2  # image pixels per crop pixel
     for point in UPRIGHT[[0, 1, 3, 4]]:
         column, row = np.round(where_in_crop(point)).astype(int)
-        assert np.abs(crop[row, column, :2] - point).max() <= 2.0  # 2 image px: under one crop pixel here
+        assert abs(xs[row, column] - point[0]) <= crop_pixel / 2 + 0.05
+        assert abs(ys[row, column] - point[1]) <= crop_pixel / 2 + 0.05
 
 
 def test_a_rotated_face_gives_the_same_crop_as_the_upright_one():
     rng = np.random.default_rng(0)
-    picture = cv2.GaussianBlur(rng.uniform(0, 255, (600, 600, 3)).astype(np.float32), (0, 0), 6)
+    noise = cv2.GaussianBlur(rng.uniform(0, 255, (600, 600, 3)).astype(np.float32), (0, 0), 6)
+    picture = np.clip((noise - noise.mean()) * 8 + 128, 0, 255).astype(np.uint8)  # smooth, full contrast
     turn = cv2.getRotationMatrix2D((300, 300), 25, 1.0)
-    turned = cv2.warpAffine(picture, turn, (600, 600), flags=cv2.INTER_CUBIC)
+    turned = cv2.warpAffine(picture, turn, (600, 600), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
     turned_points = np.c_[UPRIGHT, np.ones(5)] @ turn.T
-    upright, rotated = aligned_face(picture, UPRIGHT), aligned_face(turned, turned_points)
-    elsewhere = aligned_face(picture, UPRIGHT + 40)
-    assert np.abs(upright - rotated)[20:-20, 20:-20].mean() < 0.1 * np.abs(upright - elsewhere)[20:-20, 20:-20].mean()
+    upright, rotated = (aligned_face(image, points).astype(float) for image, points in
+                        ((picture, UPRIGHT), (turned, turned_points)))
+    elsewhere = aligned_face(picture, UPRIGHT + 40).astype(float)
+    assert np.abs(upright - rotated).mean() < 0.1 * np.abs(upright - elsewhere).mean()
 
 
 def test_the_network_input_is_rgb_planes_normalised_as_imagenet():

@@ -1,15 +1,18 @@
 """The face crop LibreFace's AU network reads, made from a detector's five keypoints.
 
 LibreFace aligns faces as the FFHQ dataset does: an oriented square set by the two eye centres and the
-mouth corners, warped to 512 px, resized to 256 and centre-cropped to 224, then normalised with
-ImageNet's mean and deviation. SCRFD's keypoints are those very points (its eye points are the eye
+mouth corners, warped to 512 px with a bilinear quad transform, resized to 256 and centre-cropped to
+224, then normalised with ImageNet's mean and deviation (its data.py and its authors' C# port,
+OpenSense's FaceImageAligner). SCRFD's keypoints are those very points (its eye points are the eye
 centres), so no face mesh is needed. Written here because no installed library makes this crop.
 """
 
 from __future__ import annotations
 
-import cv2
+import math
+
 import numpy as np
+from PIL import Image
 
 ALIGNED_SIDE = 512
 RESIZED_SIDE = 256
@@ -24,8 +27,9 @@ def quarter_turn(vector: np.ndarray) -> np.ndarray:
 
 
 def face_square(keypoints: np.ndarray) -> np.ndarray:
-    """The corners of FFHQ's oriented square for five keypoints (eyes, nose tip, mouth corners; the image's
-    left one of a pair first): top-left, top-right, bottom-left, in image pixels."""
+    """FFHQ's oriented square for five keypoints (eyes, nose tip, mouth corners; the image's left one of a
+    pair first): its corners top-left, bottom-left, bottom-right, top-right, in image pixels whose centres
+    sit on whole coordinates."""
     left_eye, right_eye, _, left_mouth, right_mouth = np.asarray(keypoints, dtype=np.float64)
     eye_centre = (left_eye + right_eye) / 2
     eye_to_eye = right_eye - left_eye
@@ -36,26 +40,37 @@ def face_square(keypoints: np.ndarray) -> np.ndarray:
     across = across / np.hypot(*across) * max(np.hypot(*eye_to_eye) * 2.0, np.hypot(*eye_to_mouth) * 1.8)
     down = quarter_turn(across)
     centre = eye_centre + eye_to_mouth * 0.1
-    return np.array([centre - across - down, centre + across - down, centre - across + down])
+    return np.array([centre - across - down, centre - across + down, centre + across + down, centre + across - down])
+
+
+def aligned(image: Image.Image, keypoints: np.ndarray) -> Image.Image:
+    """The INPUT_SIDE square crop of `image` (any mode PIL transforms) that LibreFace reads."""
+    square = face_square(keypoints)
+    # A square much larger than the crop is shrunk first, as FFHQ does: the bilinear warp samples each
+    # output pixel from four pixels only and would alias.
+    shrink = math.floor(np.hypot(*(square[3] - square[0])) / ALIGNED_SIDE * 0.5)
+    if shrink > 1:
+        image = image.resize((round(image.width / shrink), round(image.height / shrink)), Image.Resampling.LANCZOS)
+        square = square / shrink
+    # A square reaching past the photo (a face at its edge) is filled by mirroring the photo, as FFHQ's
+    # padding does (it also blurs the mirrored part, which this leaves out).
+    reach = max(0.0, -square.min(), (square[:, 0] - image.width).max(), (square[:, 1] - image.height).max())
+    if reach > 0:
+        pad = math.ceil(reach) + 1
+        pixels = np.asarray(image)
+        widths = ((pad, pad), (pad, pad)) + ((0, 0),) * (pixels.ndim - 2)
+        image, square = Image.fromarray(np.pad(pixels, widths, mode="reflect")), square + pad
+    # PIL places pixel centres at half coordinates, the keypoints at whole ones.
+    warped = image.transform((ALIGNED_SIDE, ALIGNED_SIDE), Image.Transform.QUAD, tuple((square + 0.5).flatten()),
+                             Image.Resampling.BILINEAR)
+    resized = warped.resize((RESIZED_SIDE, RESIZED_SIDE), Image.Resampling.BILINEAR)
+    margin = (RESIZED_SIDE - INPUT_SIDE) // 2
+    return resized.crop((margin, margin, margin + INPUT_SIDE, margin + INPUT_SIDE))
 
 
 def aligned_face(rgb: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
     """The face as LibreFace's network sees it, before normalising: INPUT_SIDE square, uint8 RGB."""
-    corners = face_square(keypoints)
-    side = np.hypot(*(corners[1] - corners[0]))
-    # A square much larger than the crop is shrunk first, as FFHQ does: the warp samples each output
-    # pixel at a single point and would alias.
-    shrink = int(side / ALIGNED_SIDE / 2)
-    if shrink > 1:
-        size = (max(1, round(rgb.shape[1] / shrink)), max(1, round(rgb.shape[0] / shrink)))
-        rgb, corners = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), corners / shrink
-    target = np.array([[0, 0], [ALIGNED_SIDE, 0], [0, ALIGNED_SIDE]], dtype=np.float32)
-    warp = cv2.getAffineTransform(corners.astype(np.float32), target)
-    aligned = cv2.warpAffine(rgb, warp, (ALIGNED_SIDE, ALIGNED_SIDE), flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_REFLECT)
-    resized = cv2.resize(aligned, (RESIZED_SIDE, RESIZED_SIDE), interpolation=cv2.INTER_AREA)
-    margin = (RESIZED_SIDE - INPUT_SIDE) // 2
-    return resized[margin:margin + INPUT_SIDE, margin:margin + INPUT_SIDE]
+    return np.asarray(aligned(Image.fromarray(rgb), keypoints))
 
 
 def network_input(face: np.ndarray) -> np.ndarray:

@@ -26,10 +26,11 @@ from .model_pack import find_model_pack, pack_shown
 from .photos import Photo, load_rgb, photo_label
 
 INPUT_NAME, OUTPUT_NAME = "image", "AUs"
-# The network's outputs, in its order: DISFA's twelve AUs (LibreFace's AU_Recognition data lists).
+# The network's outputs, in its order: DISFA's twelve AUs (LibreFace's export notebook and data.py, and
+# OpenSense's ActionUnitIntensityOutput, list them so).
 # Mapped to ours by name, so that a change of either order cannot swap two AUs silently.
 OUTPUT_AUS = ("AU1", "AU2", "AU4", "AU5", "AU6", "AU9", "AU12", "AU15", "AU17", "AU20", "AU25", "AU26")
-# The graph ends in a sigmoid; LibreFace scales it to FACS intensities and clamps.
+# The graph ends in a sigmoid; LibreFace's authors scale it by 5 and clamp to 0..5 (OpenSense).
 MAX_INTENSITY = 5.0
 
 

@@ -1,5 +1,5 @@
-"""A stand-in of LibreFace's AU network at its full size, for the benchmark: a ResNet-18 with a 512 -> 128
--> 12 head and a sigmoid, random weights, exported to ONNX under the real input and output names. It
+"""A stand-in of LibreFace's AU network at its full size, for the benchmark: a ResNet-18 with its 512 -> 128
+-> 12 head and sigmoid (the layers its authors' export notebook prints), random weights, exported to ONNX under the real input and output names. It
 costs what the real network costs to run; its readings mean nothing."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def resnet18_reader() -> nn.Module:
                                                     BasicBlock(widths[i + 1], widths[i + 1], 1))]
     return nn.Sequential(*conv_bn(3, 64, 7, 2), nn.ReLU(), nn.MaxPool2d(3, 2, 1), *stages,
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, 128), nn.ReLU(),
-                         nn.Linear(128, len(OUTPUT_AUS)), nn.Sigmoid()).eval()
+                         nn.BatchNorm1d(128), nn.Linear(128, len(OUTPUT_AUS)), nn.Sigmoid()).eval()
 
 
 def write_full_size_reader(path: Path) -> Path:
