@@ -1,6 +1,7 @@
-"""A stand-in of LibreFace's AU network at its full size, for the benchmark: a ResNet-18 with its 512 -> 128
--> 12 head and sigmoid (the layers its authors' export notebook prints), random weights, exported to ONNX under the real input and output names. It
-costs what the real network costs to run; its readings mean nothing."""
+"""A stand-in of LibreFace's AU network at its full size, for the benchmark: a ResNet-18 with its
+512 -> 128 -> 12 head and sigmoid (the layers its authors' export notebook prints), random weights,
+exported to ONNX under the real input and output names. It costs what the real network costs to run;
+its readings mean nothing."""
 
 from __future__ import annotations
 
