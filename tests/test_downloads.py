@@ -146,3 +146,17 @@ def test_the_web_app_does_not_start_on_a_hub_failure_and_says_why(hub_repos, wor
                               cwd=workdir, capture_output=True, text=True, timeout=300,
                               env=hub.client_env(workdir / "hf"))
     assert_fails_with(done, "Cannot start FineFace UI", f"{SD21_BASE} is gated")
+
+
+def test_the_au_reader_comes_from_the_hub_repo_its_variable_names(hub_repos, workdir, tmp_path):
+    from fineface_ui.hub.model_sources import AU_READER
+    from tests.test_au_reader import face_picture
+
+    mirror = tmp_path / "reader-mirror"
+    write_au_reader(mirror / AU_READER.filename)
+    face_picture(workdir / "me.png")
+    with FakeHub({**hub_repos, "someone/libreface-mirror": mirror}) as hub:
+        done = fineface_ui(hub, workdir, "read-aus", "me.png", "--json", FINEFACE_AU_READER="someone/libreface-mirror")
+        assert ("GET", f"/someone/libreface-mirror/resolve/main/{AU_READER.filename}") in hub.requests
+    assert done.returncode == 0, done.stderr
+    assert '"AU12"' in done.stdout and '"faces_found": 1' in done.stdout
