@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .hub.model_sources import AU_READER, all_weights
-from .hub.pinned import download_pinned, locate_pinned
+from .hub.model_sources import AU_READER, PinnedFile, all_weights
+from .hub.pinned import check_hash, download_pinned, locate_pinned, pinned_location, shown
 from .hub.weights import display_name, download, hub_reachable, locate, resolve
 
 
@@ -20,6 +20,21 @@ def download_all(force: bool = False) -> None:
         print(f"ok  {weight}: {display_name(path)}")
     print(f"ok  InsightFace buffalo_l: {download_model_pack()}")
     print(f"ok  {AU_READER.title}: {display_name(download_pinned(AU_READER, force))}")
+
+
+def pinned_report(pinned: PinnedFile) -> str:
+    """One line on a file from outside the Hub: found where, missing, or not the pinned file."""
+    from .errors import FineFaceError
+
+    try:
+        found = locate_pinned(pinned)
+        if found is None:
+            return f"MISSING {pinned.title} {pinned.filename} (see `fineface-ui download`)"
+        if found == pinned_location(pinned):
+            check_hash(pinned, found, shown(pinned))
+    except FineFaceError as error:
+        return f"WRONG   {pinned.title}: {error}"
+    return f"found   {pinned.title}: {found}"
 
 
 def report() -> str:
@@ -42,7 +57,5 @@ def report() -> str:
         lines.append(f"found   InsightFace buffalo_l: {find_model_pack()}")
     except MissingWeightsError:
         lines.append("MISSING InsightFace buffalo_l (see `fineface-ui download`)")
-    reader = locate_pinned(AU_READER)
-    lines.append(f"found   {AU_READER.title}: {reader}" if reader else
-                 f"MISSING {AU_READER.title} {AU_READER.filename} (see `fineface-ui download`)")
+    lines.append(pinned_report(AU_READER))
     return "\n".join(lines)

@@ -13,7 +13,7 @@ from PIL import Image
 
 from fineface_ui.png_info import read_settings
 from fineface_ui.settings import SETTINGS
-from tests.app_fixtures import blank_photo, running_app
+from tests.app_fixtures import blank_photo, face_picture, running_app
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # skimage deprecation inside insightface
 
@@ -173,17 +173,8 @@ def test_a_prompt_with_a_lone_surrogate_is_refused_as_not_valid_text(client, fas
     assert pixels(path).shape == (256, 256, 3)
 
 
-def face_photo(path):
-    """A bright rectangle, shaded inside: a face to the stand-in detector."""
-    picture = Image.new("RGB", (480, 400), (30, 30, 30))
-    picture.paste((235, 215, 195), (120, 100, 300, 320))
-    picture.paste((250, 200, 230), (120, 100, 210, 320))
-    picture.save(path)
-    return path
-
-
 def test_read_aus_answers_per_photo_twelve_values_and_the_face_as_the_reader_does(client, random_studio, tmp_path):
-    photo = face_photo(tmp_path / "me.png")
+    photo = face_picture(tmp_path / "me.png")
     answer = client.predict(photos=[handle_file(photo), handle_file(photo)], api_name="/read_aus")
     [expected] = random_studio.read_aus([photo])
     assert len(answer) == 2 and answer[0] == answer[1]
@@ -194,7 +185,7 @@ def test_read_aus_answers_per_photo_twelve_values_and_the_face_as_the_reader_doe
 
 def test_read_aus_names_a_photo_without_a_face_and_refuses_no_photos(client, tmp_path):
     with pytest.raises(AppError, match=r"No face was found in photo 2 \(empty_wall.png\)"):
-        client.predict(photos=[handle_file(face_photo(tmp_path / "me.png")),
+        client.predict(photos=[handle_file(face_picture(tmp_path / "me.png")),
                                handle_file(blank_photo(tmp_path / "empty_wall.png"))], api_name="/read_aus")
     with pytest.raises(AppError, match="at least one photo"):
         client.predict(photos=[], api_name="/read_aus")

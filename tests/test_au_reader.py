@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from fineface_ui.aus import AU_NAMES
 from fineface_ui.errors import CheckpointError, DownloadError, InvalidInputError, MissingWeightsError, NoFaceError
@@ -27,6 +27,7 @@ from fineface_ui.faces.detection import Detection
 from fineface_ui.hub import model_sources, pinned, weights
 from fineface_ui.standins.tiny_au_reader import build_au_reader, write_au_reader
 from fineface_ui.standins.tiny_face_models import write_model_pack
+from tests.app_fixtures import face_picture
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # skimage deprecation inside insightface
 
@@ -119,16 +120,6 @@ def models(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def reader(models) -> AUReader:
     return AUReader(**models)
-
-
-def face_picture(path: Path, size=(480, 400), boxes=((120, 100, 300, 320),)) -> Path:
-    picture = Image.new("RGB", size, (30, 30, 30))
-    for box in boxes:
-        ImageDraw.Draw(picture).rectangle(box, fill=(235, 215, 195))
-        # Shading inside the face (still bright to the detector) gives the reader something to read.
-        ImageDraw.Draw(picture).rectangle((box[0], box[1], (box[0] + box[2]) // 2, box[3]), fill=(250, 200, 230))
-    picture.save(path)
-    return path
 
 
 def test_a_photo_gives_twelve_named_intensities_in_range_and_the_face_used(reader, tmp_path):
@@ -248,6 +239,15 @@ def test_offline_a_missing_model_says_how_to_get_it(served, monkeypatch):
 def test_the_variable_points_at_another_file_used_as_it_is(served, models, monkeypatch):
     monkeypatch.setenv("FINEFACE_AU_READER", str(models["model"]))
     assert pinned.pinned_path(served) == models["model"] and pinned.locate_pinned(served) == models["model"]
+
+
+@pytest.mark.parametrize(("value", "reason"), [("/nowhere/reader.onnx", "there is no such file"),
+                                               ("reader.onnx", "there is no such file"),
+                                               ("not a repo!", "neither a file nor a Hub repo id")])
+def test_a_variable_naming_nothing_usable_says_so(served, monkeypatch, value, reason):
+    monkeypatch.setenv("FINEFACE_AU_READER", value)
+    with pytest.raises(MissingWeightsError, match=reason):
+        pinned.pinned_path(served)
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -6,9 +6,8 @@ from __future__ import annotations
 from playwright.sync_api import expect
 
 from fineface_ui.aus import ACTION_UNITS, format_aus
-from tests.app_fixtures import blank_photo
+from tests.app_fixtures import blank_photo, face_picture
 from tests.browser_page import BROWSER_TESTS, RENDER_MS, slider, wait_for_history
-from tests.test_au_reader import face_picture
 
 pytest_plugins = ["tests.browser_page"]  # its fixtures: app_url, browser, page
 

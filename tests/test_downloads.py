@@ -150,7 +150,7 @@ def test_the_web_app_does_not_start_on_a_hub_failure_and_says_why(hub_repos, wor
 
 def test_the_au_reader_comes_from_the_hub_repo_its_variable_names(hub_repos, workdir, tmp_path):
     from fineface_ui.hub.model_sources import AU_READER
-    from tests.test_au_reader import face_picture
+    from tests.app_fixtures import face_picture
 
     mirror = tmp_path / "reader-mirror"
     write_au_reader(mirror / AU_READER.filename)

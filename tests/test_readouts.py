@@ -14,7 +14,7 @@ from fineface_ui.png_info import read_settings
 from fineface_ui.web import handlers, readouts
 from fineface_ui.web.rendering import Backend
 from fineface_ui.web.session import Session
-from tests.test_au_reader import face_picture
+from tests.app_fixtures import face_picture
 from tests.test_handlers import no_progress, page, render
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # skimage deprecation inside insightface
@@ -80,16 +80,31 @@ def test_a_result_without_a_readable_face_says_it_was_not_measured(backend, fast
     state = measured_render(backend, fast)
     Image.new("RGB", (256, 256), (30, 30, 30)).save(state.history[0].path)  # nothing bright: no face
     plot, note, *_ = readouts.measure_result(backend, state, True)
-    assert not plot["visible"] and note["value"].startswith("Not measured: No face was found")
+    assert not plot["visible"] and note["value"] == "Not measured: no face was found in this image."
 
 
 def test_a_sweep_is_read_back_frame_by_frame_beside_the_diagonal(backend, fast):
     state = Session()
     handlers.render_sweep(backend, state, None, "AU12", 0.0, 4.0, 3, no_progress, **page(fast))
-    curve = readouts.measure_sweep(backend, state, "AU12", True)
+    curve = readouts.measure_sweep(backend, state, True)
     rows = curve["value"]
     diagonal = rows[rows["series"] == readouts.ASKED]
     assert list(diagonal["asked"]) == [0.0, 2.0, 4.0] and list(diagonal["read"]) == [0.0, 2.0, 4.0]
     read = rows[rows["series"] == readouts.READ]
-    assert len(read) <= 3 and all(0 <= value <= 5 for value in read["read"])
-    assert not readouts.measure_sweep(backend, state, "AU12", False)["visible"]
+    assert list(read["asked"]) == [0.0, 2.0, 4.0] and all(0 <= value <= 5 for value in read["read"])
+    assert "AU12" in curve["title"] and not readouts.measure_sweep(backend, state, False)["visible"]
+
+
+def test_a_measurement_overtaken_by_a_newer_render_leaves_that_renders_download_and_settings(backend, fast,
+                                                                                            monkeypatch):
+    state = measured_render(backend, fast)
+    newer = measured_render(backend, fast).history[0]
+    read = readouts.read_one
+
+    def read_while_a_render_ends(*args):
+        state.history.insert(0, newer)  # the next render finishes during the read
+        return read(*args)
+
+    monkeypatch.setattr(readouts, "read_one", read_while_a_render_ends)
+    plot, _, download, metadata = readouts.measure_result(backend, state, True)
+    assert plot["visible"] and download == metadata == gr.skip()

@@ -22,7 +22,7 @@ from fineface_ui.web import handlers, zero_gpu
 from fineface_ui.web.rendering import Backend
 from fineface_ui.web.session import Session
 from fineface_ui.web.ui import build_ui
-from tests.app_fixtures import blank_photo, running_app
+from tests.app_fixtures import blank_photo, face_picture, running_app
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # skimage deprecation inside insightface
 
@@ -141,6 +141,9 @@ def test_on_zero_gpu_each_model_call_asks_for_seconds_sized_to_its_request(rando
                                       api_name="/sweep")
         with pytest.raises(AppError, match="No face was found in photo 1"):  # the worker's message survives
             generate(client, photos=[handle_file(str(blank_photo(tmp_path / "wall.png")))])
+        calls = len(spaces.requested)
+        [reading] = client.predict(photos=[handle_file(face_picture(tmp_path / "me.png"))], api_name="/read_aus")
+    assert len(reading["aus"]) == 12 and len(spaces.requested) == calls  # reading asks for no GPU
     assert metadata["aus"][0]["AU12"] == 2 and len(frames) == 5  # generation itself is unchanged
     one = zero_gpu.estimated_seconds(None, GenerationSettings.create("a face", None, **fast))
     five = zero_gpu.estimated_seconds(None, GenerationSettings.create("a face", [{}] * 5, **fast))

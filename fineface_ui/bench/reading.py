@@ -38,18 +38,19 @@ def milliseconds(run, repeats: int) -> float:
 def reading_latency(model: Path | None, face_pack: Path | None, repeats: int) -> tuple[str, list[tuple[str, float]]]:
     """Cold and warm reads of one 512x512 image. Without the real files: a ResNet-18 of LibreFace's size
     with random weights (the network's real cost) after the tiny stand-in detector (not buffalo_l's cost)."""
-    scratch = Path(tempfile.mkdtemp(prefix="fineface-bench-reader-"))
-    if face_pack is None:
-        face_pack = scratch / "faces"
-        write_model_pack(face_pack)
-    label = "LibreFace" if model else "ResNet-18 of LibreFace's size, random weights"
-    label += ", buffalo_l detector" if face_pack != scratch / "faces" else ", tiny stand-in detector"
-    reader = AUReader(model=model or write_full_size_reader(scratch / "resnet18.onnx"), face_pack=face_pack)
-    photo = drawn_face()
-    start = time.perf_counter()
-    reader.read([photo])
-    cold = (time.perf_counter() - start) * 1000
-    warm = milliseconds(lambda: reader.read([photo]), repeats)
+    with tempfile.TemporaryDirectory(prefix="fineface-bench-reader-") as folder:
+        scratch = Path(folder)
+        if face_pack is None:
+            write_model_pack(scratch / "faces")
+        label = "LibreFace" if model else "ResNet-18 of LibreFace's size, random weights"
+        label += ", tiny stand-in detector" if face_pack is None else ", buffalo_l detector"
+        reader = AUReader(model=model or write_full_size_reader(scratch / "resnet18.onnx"),
+                          face_pack=face_pack or scratch / "faces")
+        photo = drawn_face()
+        start = time.perf_counter()
+        reader.read([photo])
+        cold = (time.perf_counter() - start) * 1000
+        warm = milliseconds(lambda: reader.read([photo]), repeats)
     return f"{label}, providers {reader.providers[0]}", [
         ("read one 512x512 image, cold (load + detect + align + network), ms", cold),
         ("read one 512x512 image, warm, ms", warm)]
@@ -58,20 +59,21 @@ def reading_latency(model: Path | None, face_pack: Path | None, repeats: int) ->
 def render_beside_reading(repeats: int) -> list[tuple[str, float]]:
     """The tiny models' render alone, and started as the previous result's measurement starts (the page
     measures each result in a slot of its own once the image is shown), with the full-size reader."""
-    folder = Path(tempfile.mkdtemp(prefix="fineface-bench-beside-"))
-    studio = Studio.with_random_weights(folder)
-    reader = AUReader(model=write_full_size_reader(folder / "resnet18.onnx"), face_pack=folder / "insightface")
-    settings = GenerationSettings.create("a face", {"AU12": 3}, num_inference_steps=4, width=256, height=256)
-    studio.generate(settings)  # loads and warms
-    reader.read([drawn_face()])
-    alone = milliseconds(lambda: studio.generate(settings), repeats)
+    with tempfile.TemporaryDirectory(prefix="fineface-bench-beside-") as name:
+        folder = Path(name)
+        studio = Studio.with_random_weights(folder)
+        reader = AUReader(model=write_full_size_reader(folder / "resnet18.onnx"), face_pack=folder / "insightface")
+        settings = GenerationSettings.create("a face", {"AU12": 3}, num_inference_steps=4, width=256, height=256)
+        studio.generate(settings)  # loads and warms
+        reader.read([drawn_face()])
+        alone = milliseconds(lambda: studio.generate(settings), repeats)
 
-    def render_while_measuring() -> None:
-        measuring = threading.Thread(target=reader.read, args=([drawn_face()],))
-        measuring.start()
-        studio.generate(settings)
-        measuring.join()
+        def render_while_measuring() -> None:
+            measuring = threading.Thread(target=reader.read, args=([drawn_face()],))
+            measuring.start()
+            studio.generate(settings)
+            measuring.join()
 
-    beside = milliseconds(render_while_measuring, repeats)
+        beside = milliseconds(render_while_measuring, repeats)
     return [("render (tiny models, 4 steps, 256x256) alone, ms", alone),
             ("the same render started with a measurement of the last result, ms", beside)]

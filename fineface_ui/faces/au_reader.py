@@ -43,11 +43,12 @@ class AUReading:
 
 
 class AUReader:
-    """Reads the expression of the largest face in each photo; the models load on the first read."""
+    """Reads the expression of the largest face in each photo; the models load (LibreFace's is fetched when
+    missing) on the first read, or on load()."""
 
     def __init__(self, model: str | Path | None = None, face_pack: str | Path | None = None,
                  providers: list[str] | None = None, det_size: tuple[int, int] = (640, 640)) -> None:
-        self.model_path = Path(model) if model is not None else pinned_path(AU_READER)
+        self.model_path = Path(model) if model is not None else None  # None: the pinned file, found on load
         self.pack = find_model_pack(face_pack)
         self.providers = list(providers) if providers is not None else default_providers()
         self.det_size = det_size
@@ -60,6 +61,7 @@ class AUReader:
 
     def provenance(self) -> dict[str, str]:
         """Which model read: LibreFace's models differ, and a reading means something only with its model."""
+        self.load()
         return {"file": self.model_path.name, "sha256": self._sha256}
 
     def read(self, photos: Photo | Sequence[Photo]) -> list[AUReading]:
@@ -71,7 +73,7 @@ class AUReader:
 
     def _read_one(self, photo: Photo, label: str, index: int) -> AUReading:
         rgb = load_rgb(photo, label)
-        detector, network = self._load()
+        detector, network = self.load()
         found, _ = largest_face(detector, rgb)
         if found is None:
             raise NoFaceError(f"No face was found in {label}. Use a photo where the face is clearly visible, "
@@ -82,15 +84,21 @@ class AUReader:
 
     @staticmethod
     def intensities(network: object, found: Detection) -> dict[str, float]:
-        face = aligned_face(np.ascontiguousarray(found.image[:, :, ::-1]), found.keypoints)
+        # Aligned on the photo without the detector's dark border, so that a face filling the frame is
+        # padded by mirroring, as LibreFace's crops were, not with black.
+        height, width = found.image.shape[:2]
+        photo = found.image[found.pad:height - found.pad, found.pad:width - found.pad, ::-1]
+        face = aligned_face(np.ascontiguousarray(photo), found.keypoints - found.pad)
         (raw,) = network.run([OUTPUT_NAME], {INPUT_NAME: network_input(face)})
         values = np.clip(np.asarray(raw, dtype=np.float64).reshape(-1) * MAX_INTENSITY, 0.0, MAX_INTENSITY)
         by_name = dict(zip(OUTPUT_AUS, values.tolist(), strict=True))
         return {name: by_name[name] for name in AU_NAMES}
 
-    def _load(self) -> tuple[object, object]:
+    def load(self) -> tuple[object, object]:
+        """The detector and the network, loaded once (a server calls it at start or before a read)."""
         with self._lock:
             if self._models is None:
+                self.model_path = self.model_path or pinned_path(AU_READER)
                 self._models = (self._load_detector(), self._load_network())
             return self._models
 

@@ -40,12 +40,33 @@ def check_hash(pinned: PinnedFile, path: Path, shown_as: str) -> None:
         )
 
 
+def override_of(pinned: PinnedFile) -> Path | Weight | None:
+    """What the variable points at: a file (a value that looks like a path), a Hub repo's file, or nothing."""
+    value = os.environ.get(pinned.variable)
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if value.startswith(("/", ".", "~")) or path.suffix == Path(pinned.filename).suffix or path.is_file():
+        if not path.is_file():
+            raise MissingWeightsError(f"{pinned.variable} names {value}, and there is no such file.")
+        return path
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(value)
+    except ValueError:  # huggingface_hub's HFValidationError
+        raise MissingWeightsError(f"{pinned.variable} names {value}, which is neither a file nor a Hub repo id "
+                                  "(owner/name).") from None
+    return Weight(value, pinned.filename, pinned.variable)
+
+
 def locate_pinned(pinned: PinnedFile) -> Path | None:
     """The file on disk without touching the network: the variable's file or Hub repo, else the weights folder."""
-    override = os.environ.get(pinned.variable)
-    if override:
-        given = Path(override).expanduser()
-        return given if given.is_file() else weights.locate(Weight(override, pinned.filename, pinned.variable))
+    override = override_of(pinned)
+    if isinstance(override, Weight):
+        return weights.locate(override)
+    if override is not None:
+        return override
     path = pinned_location(pinned)
     return path if path.is_file() else None
 
@@ -53,17 +74,15 @@ def locate_pinned(pinned: PinnedFile) -> Path | None:
 def pinned_path(pinned: PinnedFile, allow_download: bool = True) -> Path:
     """The file to load: found (and, the pinned one, hash-checked), or fetched when it can be, or a
     MissingWeightsError that says how to get it."""
-    override = os.environ.get(pinned.variable)
-    if override and not Path(override).expanduser().is_file():
-        weight = Weight(override, pinned.filename, pinned.variable)
-        return weights.resolve([weight], allow_download)[weight]
+    override = override_of(pinned)
+    if isinstance(override, Weight):
+        return weights.resolve([override], allow_download)[override]
+    if override is not None:
+        return override
     found = locate_pinned(pinned)
     if found is not None:
-        if not override:
-            check_hash(pinned, found, shown(pinned))
+        check_hash(pinned, found, shown(pinned))
         return found
-    if override:
-        raise MissingWeightsError(f"{pinned.variable} names {override}, which is neither a file nor a Hub repo.")
     if allow_download and weights.hub_reachable():
         return fetch_pinned(pinned)
     raise MissingWeightsError(
@@ -74,12 +93,10 @@ def pinned_path(pinned: PinnedFile, allow_download: bool = True) -> Path:
 
 def download_pinned(pinned: PinnedFile, force: bool = False) -> Path:
     """What `fineface-ui download` does for the file: fetch it from where the variable or the catalogue says."""
-    override = os.environ.get(pinned.variable)
-    if override and Path(override).expanduser().is_file():
-        return Path(override).expanduser()
-    if override:
-        return weights.download(Weight(override, pinned.filename, pinned.variable), force=force)
-    return fetch_pinned(pinned, force)
+    override = override_of(pinned)
+    if isinstance(override, Weight):
+        return weights.download(override, force=force)
+    return override or fetch_pinned(pinned, force)
 
 
 def fetch_pinned(pinned: PinnedFile, force: bool = False) -> Path:

@@ -175,7 +175,7 @@ def render_sweep(backend: Backend, state: Session, photo_paths: list[str] | None
     paths = [backend.outputs.png(picture, output.metadata_for(i), state) for i, picture in enumerate(output.images)]
     state.sweep_files = [*paths, backend.outputs.gif(output.images, state)]
     warn_about_cut_text(output.metadata)
-    name = canonical_name(au)
+    name = state.sweep_au = canonical_name(au)
     gallery = [(str(path), f"{name}={frame[name]:g}") for path, frame in zip(paths, settings.aus)]
     return gallery, str(state.sweep_files[-1])
 

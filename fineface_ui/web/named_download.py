@@ -44,9 +44,9 @@ def named_link(path: Path, metadata: dict[str, Any]) -> Path:
     link = downloads / path.stem / ("measured" if measured else "") / download_name(metadata)
     link.parent.mkdir(parents=True, exist_ok=True)
     if not link.exists():
-        if measured:
+        if measured:  # written aside, then renamed: a download of it never finds half a file
             with Image.open(path) as image:
-                save_png(image, link, metadata)
+                save_png(image, link.with_name(f"writing-{link.name}"), metadata).replace(link)
         else:
             os.link(path, link)
     return link

@@ -12,7 +12,8 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from ..aus import AU_NAMES, canonical_name, format_aus
+from ..aus import AU_NAMES, format_aus
+from ..errors import FineFaceError
 from ..faces.au_reader import AUReading
 from ..faces.embedder import draw_face_box
 from ..png_info import read_settings
@@ -43,7 +44,8 @@ def read_one(backend: Backend, photo: str) -> AUReading:
 
 def copy_from_reference(backend: Backend, reference: str | None) -> list[Any]:
     """The sliders set to the expression of a reference photo, the preset cleared, a note, and the photo
-    with the face read boxed. The upload leaves Gradio's cache once read; no face: an error, sliders kept."""
+    with the face read boxed. The upload is deleted from Gradio's cache once read (the boxed copy shown
+    stays there as long as the face photos' boxed copies do); no face: an error, sliders kept."""
     if reference is None:
         return [gr.skip()] * (len(AU_NAMES) + 3)
     with backend.outputs.holding([reference]):
@@ -71,32 +73,35 @@ def measure_result(backend: Backend, state: Session, measure: bool) -> tuple[Any
         try:
             reading = read_one(backend, str(result.path))
         except gr.Error as error:  # no face in the image, a missing reader: said beside the image
-            return gr.update(visible=False), gr.update(value=f"Not measured: {error.message}", visible=True), \
+            reason = "no face was found in this image" if "No face was found" in error.message else error.message
+            return gr.update(visible=False), gr.update(value=f"Not measured: {reason}.", visible=True), \
                 gr.skip(), gr.skip()
         result.metadata["measured_aus"] = {name: round(value, 2) for name, value in reading.aus.items()}
         result.metadata["au_reader"] = backend.studio.au_reader().provenance()
+    # A render that ended while this one was read owns the download and the settings shown now.
+    newest = state.history and state.history[0] is result
     asked, measured = result.metadata["aus"][0], result.metadata["measured_aus"]
     rows = [(name, kind, float(values.get(name, 0.0))) for name in AU_NAMES
             for kind, values in ((ASKED, asked), (READ, measured))]
     note = "Each AU as asked for and as read back from the image by LibreFace's AU model."
     note += RANDOM_NOTE if backend.studio.random_weights else ""
     return (gr.update(value=pd.DataFrame(rows, columns=["AU", "kind", "intensity"]), visible=True),
-            gr.update(value=note, visible=True), download_update(result), result.metadata)
+            gr.update(value=note, visible=True), download_update(result) if newest else gr.skip(),
+            result.metadata if newest else gr.skip())
 
 
-def measure_sweep(backend: Backend, state: Session, au: str, measure: bool) -> Any:
+def measure_sweep(backend: Backend, state: Session, measure: bool) -> Any:
     """The swept AU as asked for (x) and as read back from each frame (y), with the line where they agree."""
-    frames = state.sweep_files[:-1]  # the last file is the GIF
-    if not measure or not frames:
+    frames, name = state.sweep_files[:-1], state.sweep_au  # the last file is the GIF
+    if not measure or not frames or name is None:
         return gr.update(visible=False)
-    name = canonical_name(au)
     rows = []
     for path in frames:
-        asked = read_settings(path)["aus"][0][name]
-        rows.append((asked, asked, ASKED))
         try:
+            asked = read_settings(path)["aus"][0][name]
+            rows.append((asked, asked, ASKED))
             rows.append((asked, read_one(backend, str(path)).aus[name], READ))
-        except gr.Error:  # a frame without a face to read: a gap in the curve
+        except (gr.Error, FineFaceError):  # a frame without a face, or deleted by a newer sweep: a gap
             continue
     return gr.update(value=pd.DataFrame(rows, columns=["asked", "read", "series"]), visible=True,
                      title=f"{name} asked for and read back: how linear the slider is")

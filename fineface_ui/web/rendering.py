@@ -33,7 +33,7 @@ class Stopped(Exception):
 
 
 @contextmanager
-def readable_errors() -> Iterator[None]:
+def readable_errors(doing: str = "Generation") -> Iterator[None]:
     """Turn any failure into a gr.Error a user can read; unexpected ones are logged with their trace."""
     try:
         yield
@@ -46,9 +46,9 @@ def readable_errors() -> Iterator[None]:
         torch.cuda.empty_cache()
         raise gr.Error(GPUMemoryError.MESSAGE, print_exception=False) from None
     except Exception as error:
-        log.exception("generation failed")
+        log.exception("%s failed", doing)
         raise gr.Error(
-            f"Generation failed unexpectedly ({type(error).__name__}). The details are in the server log; "
+            f"{doing} failed unexpectedly ({type(error).__name__}). The details are in the server log; "
             "try again, or change a setting.", print_exception=False
         ) from None
 
@@ -125,9 +125,6 @@ def preview_readably(studio: Studio, settings: GenerationSettings, photos: Seque
         return studio.preview(settings, photos)
 
 
-def read_readably(studio: Studio, photos: Sequence[str]) -> list[AUReading]:
-    with readable_errors():
-        return studio.read_aus(photos)
 
 
 @dataclass
@@ -140,7 +137,6 @@ class Backend:
     generate: Callable[..., StudioResult] = field(default_factory=lambda: on_gpu(generate_readably))
     streamed: Callable[..., Iterator[Glimpse | StudioResult]] = field(default_factory=lambda: on_gpu(stream_readably))
     previewed: Callable[..., Image.Image] = field(default_factory=lambda: on_gpu(preview_readably))
-    read: Callable[..., list[AUReading]] = field(default_factory=lambda: on_gpu(read_readably))
 
     def render(self, settings: GenerationSettings, photos: Sequence[str], progress: Callable[..., Any],
                session: Session | None = None) -> StudioResult:
@@ -163,10 +159,10 @@ class Backend:
             return self.previewed(self.studio, settings, list(photos))
 
     def read_aus(self, photos: Sequence[str]) -> list[AUReading]:
-        """The expression of the largest face in each photo; the reader loads (or downloads) outside the GPU slot."""
-        with readable_errors():
-            self.studio.au_reader()
-            return self.read(self.studio, list(photos))
+        """The expression of the largest face in each photo. Not in a GPU slot: the reader runs on the CPU
+        in a tenth of a second, and on ZeroGPU a slot per measurement would double each render's wait."""
+        with readable_errors("Reading the expression"):
+            return self.studio.read_aus(list(photos))
 
     def load_face_models(self, photos: Sequence[str]) -> None:
         """Load the face models when there are photos, or wait for the load under way (on first use it

@@ -195,7 +195,7 @@ def load_studio(args: argparse.Namespace) -> "Studio":
     if args.preload:
         studio.face_embedder()
         studio.identity_pipeline()
-        studio.au_reader()
+        studio.au_reader().load()
     return studio
 
 

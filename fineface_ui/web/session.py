@@ -51,6 +51,7 @@ class Session:
     history: list[Result] = field(default_factory=list)  # newest first
     neutral: Result | None = None  # the all-AUs-0 twin of the latest image, reused while only AUs change
     sweep_files: list[Path] = field(default_factory=list)
+    sweep_au: str | None = None  # the AU the sweep files step through
     # The page values (seed left out: Keep seed off draws a new one) and photos of the newest render asked
     # for. A slider preview of exactly these arrives too late to be of use: it would only hide the render.
     requested: Any = None

@@ -56,8 +56,9 @@ RENDERS = {"concurrency_id": GPU, "concurrency_limit": 1, "trigger_mode": "alway
 STREAMED = {**RENDERS, "show_progress": "minimal"}
 # A drag's previews: while one runs, Gradio keeps only the newest value waiting, so they never pile up.
 PREVIEWS = {**RENDERS, "show_progress": "hidden"}
-# Reading expressions (readouts.py): a slot of its own, so a render never queues behind a measurement.
-READS = {"concurrency_id": "reader", "concurrency_limit": 1, "trigger_mode": "always_last", **UI_ONLY}
+# Reading expressions (readouts.py): slots of their own, so a render never queues behind a measurement;
+# several at once (an ONNX Runtime session runs calls in parallel), so one tab's sweep holds up no other tab.
+READS = {"concurrency_id": "reader", "concurrency_limit": 4, "trigger_mode": "always_last", **UI_ONLY}
 
 Page = dict[str, Any]  # the page's components by name: settings and AUs by their own names
 
@@ -93,7 +94,8 @@ def expression_panel(page: Page) -> None:
     with gr.Accordion("AU map: where each AU moves the face", open=False):
         gr.HTML(au_map_svg(), elem_id="au-map")
     with gr.Accordion("Copy an expression from a photo", open=False):
-        page["reference"] = gr.Image(label="A photo with the expression to copy", type="filepath",
+        # image_mode None: Gradio would save a converted copy of a grey or RGBA photo, beyond our reach.
+        page["reference"] = gr.Image(label="A photo with the expression to copy", type="filepath", image_mode=None,
                                      sources=["upload", "clipboard"], height=240, elem_id="reference-photo")
         page["copy_note"] = gr.Markdown("The sliders take the expression of the photo's largest face, read by "
                                         "LibreFace's AU model (non-commercial research licence).", elem_id="copy-note")
@@ -144,7 +146,7 @@ def output_column(page: Page) -> None:
             # Here, not under the tabs: it downloads this image, not the sweep's frames.
             page["download"] = gr.DownloadButton("Download PNG (settings embedded)", value=None, interactive=False)
             page["measure"] = gr.Checkbox(label="Measure each result: read its AUs back from the image", value=True)
-            page["readout"] = gr.ScatterPlot(x="AU", y="intensity", color="kind", sort=list(AU_NAMES), y_lim=[0, 5],
+            page["readout"] = gr.ScatterPlot(x="AU", y="intensity", color="kind", sort=list(AU_NAMES),
                                              label="Asked for and read back", height=240, visible=False,
                                              elem_id="readout")
             page["readout_note"] = gr.Markdown(visible=False, elem_id="readout-note")
@@ -205,6 +207,12 @@ def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
         slider.input(None, counters, counters, js=COUNT_SLIDER_MOVES_JS, **UI_ONLY)
     page["range_moves"].change(with_backend(handlers.preview, backend), [page["session"], page["photos"]],
                                page["image"], inputs_kwargs=values, **PREVIEWS)
+    copies = [
+        page["reference"].upload(with_backend(readouts.copy_from_reference, backend), page["reference"],
+                                 [*aus, page["preset"], page["copy_note"], page["reference"]], **READS),
+        page["copy_face"].click(with_backend(readouts.copy_from_face_photo, backend), [page["session"], page["photos"]],
+                                [*aus, page["preset"], page["face_note"]], **READS),
+    ]
     renders = [
         # The page opens with an image of the default settings rather than an empty result.
         gr.on([demo.load, page["generate"].click, page["prompt"].submit, page["negative_prompt"].submit,
@@ -217,12 +225,8 @@ def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
         .then(**faces_first).success(**render),
         page["sweep_gallery"].select(restoring.restore_sweep_frame, page["session"], [*aus, page["preset"]],
                                      queue=False, **UI_ONLY).then(**faces_first).success(**render),
-        page["reference"].upload(with_backend(readouts.copy_from_reference, backend), page["reference"],
-                                 [*aus, page["preset"], page["copy_note"], page["reference"]], **READS)
-        .success(**faces_first).success(**render),
-        page["copy_face"].click(with_backend(readouts.copy_from_face_photo, backend), [page["session"], page["photos"]],
-                                [*aus, page["preset"], page["face_note"]], **READS)
-        .success(**faces_first).success(**render),
+        copies[0].success(**faces_first).success(**render),
+        copies[1].success(**faces_first).success(**render),
     ]
     # After each render, once its image is shown: what the image shows, read back.
     measure = dict(fn=with_backend(readouts.measure_result, backend), inputs=[page["session"], page["measure"]],
@@ -248,12 +252,12 @@ def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
     sweeps = page["run_sweep"].click(**faces_first).success(with_backend(handlers.render_sweep, backend), sweep_inputs,
                                                             [page["sweep_gallery"], page["sweep_gif"]],
                                                             inputs_kwargs=values, **RENDERS)
-    sweeps.then(with_backend(readouts.measure_sweep, backend), [page["session"], page["sweep_au"], page["measure"]],
-                page["sweep_curve"], show_progress="hidden", **READS)
+    sweeps.success(with_backend(readouts.measure_sweep, backend), [page["session"], page["measure"]],
+                   page["sweep_curve"], show_progress="hidden", **READS)
     # The counter stops the run in progress (cancelling cannot interrupt a running thread);
     # `cancels` drops the requests still waiting in the queue.
     page["stop"].click(handlers.request_stop, page["session"], page["image"], queue=False,
-                       cancels=[*renders, compares, sweeps], **UI_ONLY)
+                       cancels=[*copies, *renders, compares, sweeps], **UI_ONLY)
 
 
 def build_ui(studio: Studio) -> gr.Blocks:
