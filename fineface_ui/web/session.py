@@ -121,8 +121,20 @@ class OutputFolder:
         return path
 
     def folder_of(self, session: Session) -> Path:
-        """The session's folder, made on first use, marked as used now; and the folders of sessions untouched
-        for SESSION_IDLE_S are deleted. A session swept while idle starts again from an empty folder."""
+        """The session's folder (own_folder), where a new file goes; and the folders of sessions untouched
+        for SESSION_IDLE_S are deleted."""
+        with self._lock:
+            folder = self.own_folder(session)
+            limit = time.time() - SESSION_IDLE_S
+            for other in self.root.glob("session-*"):
+                if modified(other) < limit:
+                    shutil.rmtree(other, ignore_errors=True)
+            return folder
+
+    def own_folder(self, session: Session) -> Path:
+        """The session's folder, made on first use, marked as used now. A session swept while idle starts
+        again from an empty folder. No sweep of the others: each request of a tab (a drag's previews
+        among them) calls this, and the sweep lists every folder."""
         with self._lock:
             if session.folder is None or not session.folder.is_dir():
                 if session.folder is not None:  # swept: what it pointed to is gone
@@ -130,10 +142,6 @@ class OutputFolder:
                     session.photos.clear()
                 session.folder = Path(tempfile.mkdtemp(prefix="session-", dir=self.root))
             os.utime(session.folder)
-            limit = time.time() - SESSION_IDLE_S
-            for folder in self.root.glob("session-*"):
-                if modified(folder) < limit:
-                    shutil.rmtree(folder, ignore_errors=True)
             return session.folder
 
     def take_photos(self, session: Session, uploads: Sequence[str | os.PathLike]) -> list[Path]:
@@ -142,7 +150,7 @@ class OutputFolder:
         copies of photos no longer among `uploads` are deleted. Called at the start of each of the tab's
         requests, it marks the tab as in use."""
         with self._lock:  # the page's render and face preview may send the same new upload at once
-            folder = self.folder_of(session)
+            folder = self.own_folder(session)
             for upload in map(str, uploads):
                 if upload not in session.photos and Path(upload).is_file():
                     # A folder per photo keeps the file's own name, which messages show ("photo 2 (beach.jpg)").
