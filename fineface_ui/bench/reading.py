@@ -3,7 +3,6 @@ result's measurement, which the page runs right after the image, slows the rende
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import threading
 import time
@@ -16,6 +15,7 @@ from ..settings import GenerationSettings
 from ..standins.full_size_reader import write_full_size_reader
 from ..standins.tiny_face_models import write_model_pack
 from ..studio import Studio
+from .live import median_ms
 
 
 def drawn_face(size: int = 512) -> Image.Image:
@@ -26,13 +26,8 @@ def drawn_face(size: int = 512) -> Image.Image:
     return photo
 
 
-def milliseconds(run, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+def no_sync() -> None:
+    """On the CPU a call has finished when it returns: nothing to wait for."""
 
 
 def reading_latency(model: Path | None, face_pack: Path | None, repeats: int) -> tuple[str, list[tuple[str, float]]]:
@@ -50,7 +45,7 @@ def reading_latency(model: Path | None, face_pack: Path | None, repeats: int) ->
         start = time.perf_counter()
         reader.read([photo])
         cold = (time.perf_counter() - start) * 1000
-        warm = milliseconds(lambda: reader.read([photo]), repeats)
+        warm = median_ms(lambda: reader.read([photo]), repeats, no_sync)
     return f"{label}, providers {reader.providers[0]}", [
         ("read one 512x512 image, cold (load + detect + align + network), ms", cold),
         ("read one 512x512 image, warm, ms", warm)]
@@ -66,7 +61,7 @@ def render_beside_reading(repeats: int) -> list[tuple[str, float]]:
         settings = GenerationSettings.create("a face", {"AU12": 3}, num_inference_steps=4, width=256, height=256)
         studio.generate(settings)  # loads and warms
         reader.read([drawn_face()])
-        alone = milliseconds(lambda: studio.generate(settings), repeats)
+        alone = median_ms(lambda: studio.generate(settings), repeats, no_sync)
 
         def render_while_measuring() -> None:
             measuring = threading.Thread(target=reader.read, args=([drawn_face()],))
@@ -74,6 +69,6 @@ def render_beside_reading(repeats: int) -> list[tuple[str, float]]:
             studio.generate(settings)
             measuring.join()
 
-        beside = milliseconds(render_while_measuring, repeats)
+        beside = median_ms(render_while_measuring, repeats, no_sync)
     return [("render (tiny models, 4 steps, 256x256) alone, ms", alone),
             ("the same render started with a measurement of the last result, ms", beside)]
