@@ -79,10 +79,10 @@ def pinned_path(pinned: PinnedFile, allow_download: bool = True) -> Path:
         return weights.resolve([override], allow_download)[override]
     if override is not None:
         return override
-    found = locate_pinned(pinned)
-    if found is not None:
-        check_hash(pinned, found, shown(pinned))
-        return found
+    path = pinned_location(pinned)
+    if path.is_file():
+        check_hash(pinned, path, shown(pinned))
+        return path
     if allow_download and weights.hub_reachable():
         return fetch_pinned(pinned)
     raise MissingWeightsError(

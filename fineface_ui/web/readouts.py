@@ -105,4 +105,3 @@ def measure_sweep(backend: Backend, state: Session, measure: bool) -> Any:
             continue
     return gr.update(value=pd.DataFrame(rows, columns=["asked", "read", "series"]), visible=True,
                      title=f"{name} asked for and read back: how linear the slider is")
-

@@ -125,8 +125,6 @@ def preview_readably(studio: Studio, settings: GenerationSettings, photos: Seque
         return studio.preview(settings, photos)
 
 
-
-
 @dataclass
 class Backend:
     """What every handler renders with: the models, the result files, and the GPU-slot call."""

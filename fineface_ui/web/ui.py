@@ -225,8 +225,7 @@ def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
         .then(**faces_first).success(**render),
         page["sweep_gallery"].select(restoring.restore_sweep_frame, page["session"], [*aus, page["preset"]],
                                      queue=False, **UI_ONLY).then(**faces_first).success(**render),
-        copies[0].success(**faces_first).success(**render),
-        copies[1].success(**faces_first).success(**render),
+        *(copy.success(**faces_first).success(**render) for copy in copies),
     ]
     # After each render, once its image is shown: what the image shows, read back.
     measure = dict(fn=with_backend(readouts.measure_result, backend), inputs=[page["session"], page["measure"]],
