@@ -20,6 +20,8 @@ DEFAULT_REPOS = {
     # TAESD, the tiny decoder of live previews (MIT licence). It decodes SD 1.x and 2.x latents alike,
     # so both pipelines load the same one.
     "FINEFACE_PREVIEW_DECODER": "madebyollin/taesd",
+    # CLIP ViT-L/14: `fineface-ui eval` compares its image embeddings for CLIP-I, the paper's metric.
+    "FINEFACE_CLIP": "openai/clip-vit-large-patch14",
 }
 
 # The FineFace files of each pipeline in the FINEFACE_WEIGHTS repo (the SD 1.5 variant has no LoRA).
@@ -43,6 +45,8 @@ COMPONENT_PATTERNS = {**COMPONENT_FILES, "tokenizer": ["tokenizer/*"]}
 # A single-model repo (the VAE sd-vae-ft-mse, TAESD) keeps its files at the root.
 MODEL_WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
 VAE_FILES = ["config.json", MODEL_WEIGHTS_FILE]
+# A transformers CLIPModel repo: both towers in one weights file, and the image preprocessing settings.
+CLIP_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")
 SD_COMPONENTS = ("scheduler", "text_encoder", "tokenizer", "unet", "vae")
 # The face pipeline takes its VAE from FINEFACE_SD15_VAE, so the base repo's own VAE is never loaded.
 SD15_COMPONENTS = ("scheduler", "text_encoder", "tokenizer", "unet")
@@ -84,28 +88,32 @@ AU_READER = PinnedFile(
 
 @dataclass(frozen=True)
 class Weight:
-    """One file of a Hub repo or local folder, or (filename None) a diffusers-layout folder.
+    """One file of a Hub repo or local folder, or (filename None) a whole model folder.
 
     `variable` is the environment variable that points this model elsewhere (named in error messages).
-    `components` are the folders of a pipeline repo that get loaded; none means a single-model repo (VAE_FILES).
+    `components` are the folders of a pipeline repo that get loaded; none means a single-model repo, holding
+    `root_files` at its root, or VAE_FILES (a diffusers model) when there are none.
     """
 
     repo: str
     filename: str | None = None
     variable: str | None = None
     components: tuple[str, ...] = ()
+    root_files: tuple[str, ...] = ()
 
     def files(self, patterns: bool = False) -> list[str]:
         """What to fetch of this weight: exact names, or (`patterns`) the globs a download matches."""
         if self.filename is not None:
             return [self.filename]
         if not self.components:
-            return VAE_FILES
+            return list(self.root_files) or VAE_FILES
         table = COMPONENT_PATTERNS if patterns else COMPONENT_FILES
         return ["model_index.json", *(name for component in self.components for name in table[component])]
 
     def __str__(self) -> str:
-        return f"{self.filename} from {self.repo}" if self.filename else f"the model {self.repo} (diffusers layout)"
+        if self.filename:
+            return f"{self.filename} from {self.repo}"
+        return f"the model {self.repo} ({', '.join(self.root_files) or 'diffusers layout'})"
 
 
 def repo_for(variable: str, override: str | os.PathLike | None = None) -> str:
@@ -118,6 +126,11 @@ def repo_for(variable: str, override: str | os.PathLike | None = None) -> str:
 def preview_decoder_weight(preview_decoder: str | os.PathLike | None = None) -> Weight:
     """TAESD (a diffusers AutoencoderTiny), which decodes the latents of live previews."""
     return Weight(repo_for("FINEFACE_PREVIEW_DECODER", preview_decoder), variable="FINEFACE_PREVIEW_DECODER")
+
+
+def clip_weight(repo: str | os.PathLike | None = None) -> Weight:
+    """CLIP ViT-L/14 (a transformers CLIPModel), whose image embeddings CLIP-I compares."""
+    return Weight(repo_for("FINEFACE_CLIP", repo), variable="FINEFACE_CLIP", root_files=CLIP_FILES)
 
 
 def text_weights(base_model: str | os.PathLike | None = None,
