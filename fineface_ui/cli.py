@@ -1,4 +1,4 @@
-"""Command line: `fineface-ui generate|read-aus|download|doctor|serve` (or `python -m fineface_ui ...`).
+"""Command line: `fineface-ui generate|read-aus|eval|batch|download|doctor|serve` (or `python -m fineface_ui ...`).
 
 Only the chosen command imports what it needs, so `--help` answers at once.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from .errors import FineFaceError, InvalidInputError
-from .settings import PROMPT, SETTINGS
+from .settings import PROMPT, SETTINGS, SPEC
 
 if TYPE_CHECKING:
     from .faces.au_reader import AUReader
@@ -53,8 +53,39 @@ def build_parser() -> argparse.ArgumentParser:
     read.add_argument("--json", action="store_true", help="print JSON: per photo its AUs and the face's box")
     read.add_argument("--random-weights", action="store_true",
                       help="a tiny random reader and face detector (offline smoke test: the values mean nothing)")
+    _eval_parser(commands)
+    batch = commands.add_parser("batch", help="one image per line of a JSON-lines settings file, written as a "
+                                "Hugging Face imagefolder dataset with the AUs read back")
+    batch.add_argument("settings_file", type=Path, metavar="SETTINGS.jsonl",
+                       help='one JSON object a line: the fields of /generate, plus an optional "photo" path')
+    batch.add_argument("--out", type=Path, required=True, help="the dataset folder (made images are kept: resumable)")
+    batch.add_argument("--random-weights", action="store_true", help="tiny random models (offline smoke test)")
     add_arguments(commands.add_parser("serve", help="start the web app (the same options as app.py)"))
     return parser
+
+
+def _eval_parser(commands: argparse._SubParsersAction) -> None:
+    from .evaluation.protocol import VARIANTS
+
+    parser = commands.add_parser("eval", help="the paper's Table 1 (AU MSE, CLIP-I) on 1,650 images, with a report")
+    parser.add_argument("--variant", choices=VARIANTS, default="sd21",
+                        help="sd21: text + AUs; sd15-identity: text + AUs + the face of --face")
+    parser.add_argument("--face", type=Path, help="the identity photo of --variant sd15-identity")
+    for name in ("scheduler", "num_inference_steps", "guidance_scale", "lora_scale"):
+        setting = SPEC[name]
+        parser.add_argument(setting.flag, dest=name, type=setting.kind, choices=setting.choices or None,
+                            default=None if name == "lora_scale" else setting.default,
+                            help=f"{setting.help} (default {setting.default!r})")
+    parser.add_argument("--limit", type=int, help="a quick subset of N images, drawn evenly from the 1,650")
+    parser.add_argument("--batch-size", type=int, default=8, help="images per pipeline call (default 8)")
+    parser.add_argument("--clip", help="CLIP model for CLIP-I: Hub repo id or folder (default "
+                        "openai/clip-vit-large-patch14)")
+    parser.add_argument("--out", type=Path, default=Path("fineface-eval"),
+                        help="the report folder; an unfinished run there is resumed")
+    parser.add_argument("--compare", type=Path, metavar="OTHER_REPORT", help="print the differences with "
+                        "another report folder")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="tiny random models, reader and CLIP (offline smoke test: the numbers mean nothing)")
 
 
 def generate(args: argparse.Namespace) -> Path:
@@ -62,7 +93,7 @@ def generate(args: argparse.Namespace) -> Path:
     from .engine.acceleration import Acceleration
     from .engine.pipeline import default_device_and_dtype
     from .png_info import read_settings, save_png
-    from .settings import SPEC, GenerationSettings
+    from .settings import GenerationSettings
     from .studio import Studio
 
     stored = read_settings(args.from_png) if args.from_png else {}
@@ -115,6 +146,33 @@ def read_aus(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def evaluate(args: argparse.Namespace) -> None:
+    """Run or resume the evaluation; the main process prints where the report is (and --compare's table)."""
+    import shlex
+
+    from .evaluation.evaluate import EvalOptions
+    from .evaluation.evaluate import evaluate as run_evaluation
+    from .evaluation.report import compare
+
+    options = EvalOptions(args.variant, args.face, args.scheduler, args.num_inference_steps, args.guidance_scale,
+                          args.lora_scale, args.limit, args.clip, args.random_weights, args.batch_size)
+    report = run_evaluation(options, args.out, shlex.join(["fineface-ui", *sys.argv[1:]]))
+    if report is not None:
+        print(f"wrote {report}")
+        if args.compare is not None:
+            print(compare(args.out, args.compare))
+
+
+def batch(args: argparse.Namespace) -> int:
+    """Exit status 2 when a line was skipped (each is reported), after making all the others."""
+    from .evaluation.batch import run_batch
+
+    problems = run_batch(args.settings_file, args.out, args.random_weights)
+    for problem in problems:
+        print(f"skipped {problem}", file=sys.stderr)
+    return 2 if problems else 0
+
+
 def au_reader(random_weights: bool, scratch: Path) -> "AUReader":
     """LibreFace's reader with buffalo_l's detector; with `random_weights`, tiny stand-ins of both, written
     to `scratch`."""
@@ -142,6 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {generate(args)}")
         elif args.command == "read-aus":
             print(read_aus(args))
+        elif args.command == "eval":
+            evaluate(args)
+        elif args.command == "batch":
+            return batch(args)
         elif args.command == "download":
             from .doctor import download_all
 

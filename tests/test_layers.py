@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "fineface_ui"
-LAYERS = ("engine", "hub", "faces", "web")
+LAYERS = ("engine", "hub", "faces", "web", "evaluation")
 SHARED = {"fineface_ui.aus", "fineface_ui.errors", "fineface_ui.settings"}
 # Stand-ins are for tests, the benchmark and the one command-line path that asks for random weights.
-STANDIN_USERS = {("fineface_ui.studio", "with_random_weights"), ("fineface_ui.cli", "au_reader")}
+STANDIN_USERS = {("fineface_ui.studio", "with_random_weights"), ("fineface_ui.cli", "au_reader"),
+                 ("fineface_ui.evaluation.studios", "stand_in_clip")}
 
 
 def module_name(path: Path) -> str:
@@ -79,6 +80,13 @@ def test_the_hub_layer_imports_nothing_but_itself_and_the_shared_vocabulary():
 def test_no_lower_layer_imports_the_web_layer(lower):
     wrong = [(module, target) for module, edges in GRAPH.items() if layer(module) == lower
              for target, _ in edges if layer(target) == "web"]
+    assert not wrong
+
+
+@pytest.mark.parametrize("lower", ["engine", "faces", "hub", "web"])
+def test_the_evaluation_sits_on_top_beside_the_command_line(lower):
+    wrong = [(module, target) for module, edges in GRAPH.items() if layer(module) == lower
+             for target, _ in edges if layer(target) == "evaluation"]
     assert not wrong
 
 

@@ -67,7 +67,7 @@ def imported_by(code: str, cwd) -> list[str]:
     "import fineface_ui",
     "from fineface_ui.cli import main\ntry: main(['--help'])\nexcept SystemExit: pass",
     *(f"from fineface_ui.cli import main\ntry: main([{command!r}, '--help'])\nexcept SystemExit: pass"
-      for command in ("generate", "download", "doctor", "serve")),
+      for command in ("generate", "read-aus", "eval", "batch", "download", "doctor", "serve")),
     "from fineface_ui.web.server import main\ntry: main(['--help'])\nexcept SystemExit: pass",
 ])
 def test_importing_the_package_and_every_help_load_no_model_library(code, tmp_path):
@@ -104,7 +104,7 @@ def test_gradio_server_variables_set_host_and_port_unless_given(monkeypatch):
     assert (parse().host, parse().port) == ("127.0.0.1", 7860)
 
 
-def test_the_wheel_holds_every_module_the_page_assets_and_the_au_map(tmp_path):
+def test_the_wheel_holds_every_module_the_page_assets_the_au_map_and_the_evaluations_combinations(tmp_path):
     # Built from a copy, so that the build's own folders stay out of the checkout.
     root = Path(__file__).resolve().parent.parent
     source = tmp_path / "source"
@@ -118,14 +118,16 @@ def test_the_wheel_holds_every_module_the_page_assets_and_the_au_map(tmp_path):
     (wheel,) = tmp_path.glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     modules = {str(path.relative_to(root)) for path in (root / "fineface_ui").rglob("*.py")}
-    pictures = {"fineface_ui/assets/au_map.svg"}
+    pictures = {"fineface_ui/assets/au_map.svg", "fineface_ui/evaluation/combinations.json"}
     page_assets = {str(path.relative_to(root)) for path in (root / "fineface_ui" / "web" / "assets").iterdir()}
     assert modules | pictures | page_assets <= names
 
     # Installed from the wheel, away from the checkout, the page finds the AU map inside the package.
     subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)], check=True,
                    timeout=300)
-    probe = "import fineface_ui; from fineface_ui.web.ui import au_map_svg; print(fineface_ui.__file__, au_map_svg())"
+    probe = ("import fineface_ui; from fineface_ui.web.ui import au_map_svg\n"
+             "from fineface_ui.evaluation.protocol import combinations; assert len(combinations()) == 50\n"
+             "print(fineface_ui.__file__, au_map_svg())")
     done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})
     assert done.returncode == 0, done.stderr

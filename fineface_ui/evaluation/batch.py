@@ -1,0 +1,119 @@
+"""`fineface-ui batch SETTINGS.jsonl --out DIR`: one image per line of settings, written as a Hugging Face
+`imagefolder` dataset (images plus metadata.jsonl with each image's settings and the AUs read back).
+
+A line holds the fields of the HTTP API's /generate (prompt, aus, seed, steps, ...), and optionally
+"photo": the path of a face photo (relative to the settings file), which selects the identity pipeline.
+A bad line is reported with its number and skipped; the others are made. Resumable and shared between
+processes like the evaluation (sharing.py).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from ..errors import FineFaceError, InvalidInputError, NoFaceError
+from ..hub.pinned import sha256_of
+from ..png_info import save_png
+from ..settings import GenerationSettings, is_au_list
+from ..studio import Studio
+from .sharing import Workers, append_rows, merge_rows, part_file, rows_so_far
+from .studios import stand_in_studio, studio_on
+
+METADATA = "metadata"  # datasets' imagefolder loader reads metadata.jsonl beside the images
+
+
+@dataclass(frozen=True)
+class Line:
+    number: int  # 1-based, as editors show it
+    settings: GenerationSettings
+    photo: Path | None
+
+    @property
+    def file_name(self) -> str:
+        return f"images/line-{self.number:06d}.png"
+
+
+def parse_line(number: int, text: str, folder: Path) -> Line:
+    """One line of the settings file as a request; InvalidInputError says what is wrong with it."""
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidInputError(f"not valid JSON ({error.msg}, column {error.colno})") from None
+    if not isinstance(values, dict):
+        raise InvalidInputError(f"a line must be a JSON object, got {type(values).__name__}")
+    photo = values.pop("photo", None)
+    if photo is not None:
+        if not isinstance(photo, str):
+            raise InvalidInputError("photo must be the path of a face photo")
+        photo = folder / photo
+        if not photo.is_file():
+            raise InvalidInputError(f"the photo {photo.name} does not exist (paths are relative to the settings file)")
+    aus = values.pop("aus", None)
+    if is_au_list(aus):
+        raise InvalidInputError("aus must be one AU setting: one image per line")
+    return Line(number, GenerationSettings.create(values.pop("prompt", ""), aus, **values), photo)
+
+
+def read_lines(path: Path) -> tuple[list[Line], list[str]]:
+    """The settings file's good lines, and a message per bad one naming its line number."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInputError(f"Cannot read the settings file {Path(path).name}: {error}") from None
+    lines, problems = [], []
+    for number, content in enumerate(text.splitlines(), start=1):
+        if not content.strip():
+            continue
+        try:
+            lines.append(parse_line(number, content, Path(path).parent))
+        except InvalidInputError as error:
+            problems.append(f"line {number}: {error}")
+    return lines, problems
+
+
+def render(studio: Studio, line: Line, out: Path) -> dict[str, Any]:
+    """Make one line's image and its metadata row; the photo is recorded by its sha256 only."""
+    output = studio.generate(line.settings, photos=[line.photo] if line.photo is not None else []).output
+    image, recorded = output.images[0], output.metadata_for(0)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    save_png(image, out / line.file_name, recorded)
+    try:
+        [reading] = studio.read_aus([image])
+        measured = {name: round(value, 4) for name, value in reading.aus.items()}
+    except NoFaceError:
+        measured = None
+    # The settings as the pipeline recorded them: the LoRA strength it really used, for one.
+    settings = {name: recorded[name] for name in line.settings.as_dict()}
+    return {"file_name": line.file_name, "line": line.number, **settings, "aus": recorded["aus"][0],
+            "pipeline": recorded["pipeline"], "measured_aus": measured,
+            "photo_sha256": sha256_of(line.photo) if line.photo is not None else None}
+
+
+def run_batch(settings_file: Path, out: Path, random_weights: bool = False) -> list[str]:
+    """Make every good line not made yet; returns the problems this process met (bad lines, lines that
+    failed), each named by its line number."""
+    out = Path(out)
+    lines, bad_lines = read_lines(settings_file)
+    with tempfile.TemporaryDirectory(prefix="fineface-batch-") as scratch:
+        stand_ins = stand_in_studio(random_weights, Path(scratch))
+        workers = Workers()
+        studio = stand_ins or studio_on(workers.device)
+        problems = bad_lines if workers.is_main else []  # every process reads them; one reports them
+        done = {row["line"] for row in rows_so_far(out, METADATA)}
+        workers.wait()  # every process has read the same rows before any writes more
+        mine = workers.share([line for line in lines if line.number not in done])
+        for line in tqdm(mine, desc=f"batch (process {workers.rank + 1} of {workers.count})", unit="image"):
+            try:
+                append_rows(part_file(out, METADATA, workers.rank), [render(studio, line, out)])
+            except FineFaceError as error:
+                problems.append(f"line {line.number}: {error}")
+    workers.wait()
+    if workers.is_main:
+        merge_rows(out, METADATA, "line", [line.number for line in lines])
+    return problems

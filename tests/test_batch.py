@@ -1,0 +1,91 @@
+"""`fineface-ui batch`: a settings file in, a Hugging Face imagefolder dataset out, bad lines named and skipped."""
+
+import hashlib
+import json
+
+import pytest
+from PIL import Image
+
+from fineface_ui.cli import main
+from fineface_ui.png_info import read_settings
+
+from .app_fixtures import face_picture
+
+QUICK = {"num_inference_steps": 2, "height": 256, "width": 256}
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("batch")
+    face_picture(folder / "ana.png")
+    Image.new("RGB", (300, 300), (20, 20, 20)).save(folder / "dark.png")
+    lines = [
+        json.dumps({"prompt": "a smiling nurse", "aus": {"AU6": 2, "AU12": 4}, "seed": 3, **QUICK}),
+        "{not json",
+        json.dumps({"prompt": "a frown", "aus": "AU4=3", "seed": 5, **QUICK}),
+        json.dumps({"prompt": "x", "aus": {"AU3": 1}, **QUICK}),
+        "",
+        json.dumps({"prompt": "x", "steps": 4}),
+        json.dumps({"prompt": "ana, surprised", "aus": "AU1=3, AU2=3, AU26=4", "photo": "ana.png", **QUICK}),
+        json.dumps({"prompt": "x", "photo": "nobody.png", **QUICK}),
+        json.dumps({"prompt": "x", "photo": "dark.png", **QUICK}),
+        json.dumps({"prompt": "two", "aus": [{"AU12": 1}, {"AU12": 2}], **QUICK}),
+    ]
+    (folder / "settings.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def run(made, capsys):
+    capsys.readouterr()
+    status = main(["batch", str(made / "settings.jsonl"), "--out", str(made / "dataset"), "--random-weights"])
+    return status, capsys.readouterr().err
+
+
+def test_batch_makes_the_good_lines_and_names_each_bad_one(made, capsys):
+    status, err = run(made, capsys)
+    assert status == 2
+    assert "skipped line 2: not valid JSON" in err
+    assert "skipped line 4: Unknown Action Unit 'AU3'" in err
+    assert "skipped line 6: Unknown setting(s): steps." in err
+    assert "skipped line 8: the photo nobody.png does not exist" in err
+    assert "skipped line 9: No face was found" in err
+    assert "skipped line 10: aus must be one AU setting: one image per line" in err
+    rows = [json.loads(line) for line in (made / "dataset" / "metadata.jsonl").read_text().splitlines()]
+    assert [row["line"] for row in rows] == [1, 3, 7]
+    assert sorted(path.name for path in (made / "dataset" / "images").iterdir()) == [
+        "line-000001.png", "line-000003.png", "line-000007.png"]
+    first, _, identity = rows
+    assert first["aus"]["AU12"] == 4 and first["seed"] == 3 and first["pipeline"] == "sd21"
+    assert set(first["measured_aus"]) == set(first["aus"])
+    assert read_settings(made / "dataset" / first["file_name"])["aus"][0] == first["aus"]
+    assert identity["pipeline"] == "sd15-identity" and "photo" not in identity
+    assert identity["photo_sha256"] == hashlib.sha256((made / "ana.png").read_bytes()).hexdigest()
+
+
+def test_the_folder_loads_as_an_imagefolder_dataset_with_its_metadata(made, capsys):
+    import datasets
+
+    if not (made / "dataset" / "metadata.jsonl").exists():
+        run(made, capsys)
+    dataset = datasets.load_dataset("imagefolder", data_dir=str(made / "dataset"), split="train")
+    assert dataset.num_rows == 3
+    assert dataset[0]["image"].size == (256, 256) and dataset[0]["aus"]["AU12"] == 4
+    assert dataset[0]["measured_aus"]["AU12"] is not None and dataset[2]["photo_sha256"]
+
+
+def test_a_rerun_makes_nothing_again_retries_only_the_line_that_failed_and_still_names_the_bad_ones(made, capsys):
+    if not (made / "dataset" / "metadata.jsonl").exists():
+        run(made, capsys)
+    images = sorted((made / "dataset" / "images").iterdir())
+    stamps = [path.stat().st_mtime_ns for path in images]
+    before = (made / "dataset" / "metadata.jsonl").read_text()
+    status, err = run(made, capsys)
+    assert status == 2 and "skipped line 2" in err and "skipped line 9: No face" in err
+    assert "1/1 [" in err  # line 9 alone is tried again (a photo may have been fixed), nothing else
+    assert [path.stat().st_mtime_ns for path in sorted((made / "dataset" / "images").iterdir())] == stamps
+    assert (made / "dataset" / "metadata.jsonl").read_text() == before
+
+
+def test_an_unreadable_settings_file_is_a_message(tmp_path, capsys):
+    assert main(["batch", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "d"), "--random-weights"]) == 2
+    assert "Cannot read the settings file none.jsonl" in capsys.readouterr().err
