@@ -89,3 +89,23 @@ def test_a_rerun_makes_nothing_again_retries_only_the_line_that_failed_and_still
 def test_an_unreadable_settings_file_is_a_message(tmp_path, capsys):
     assert main(["batch", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "d"), "--random-weights"]) == 2
     assert "Cannot read the settings file none.jsonl" in capsys.readouterr().err
+
+
+def test_a_line_edited_or_an_image_deleted_since_is_made_again_alone(tmp_path, capsys):
+    settings = tmp_path / "settings.jsonl"
+    lines = [{"prompt": "a", "aus": "AU12=2", "seed": 1, **QUICK}, {"prompt": "b", "aus": "AU4=2", "seed": 2, **QUICK},
+             {"prompt": "c", "seed": 3, **QUICK}]
+    settings.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = tmp_path / "dataset"
+    assert main(["batch", str(settings), "--out", str(out), "--random-weights"]) == 0
+    first = (out / "images" / "line-000001.png").stat().st_mtime_ns
+    lines[1]["seed"] = 20
+    settings.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    (out / "images" / "line-000003.png").unlink()
+    capsys.readouterr()
+    assert main(["batch", str(settings), "--out", str(out), "--random-weights"]) == 0
+    assert "2/2 [" in capsys.readouterr().err
+    rows = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
+    assert [(row["line"], row["seed"]) for row in rows] == [(1, 1), (2, 20), (3, 3)]
+    assert read_settings(out / "images" / "line-000002.png")["seed"] == 20
+    assert (out / "images" / "line-000001.png").stat().st_mtime_ns == first

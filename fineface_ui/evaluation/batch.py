@@ -95,6 +95,17 @@ def render(studio: Studio, line: Line, out: Path) -> dict[str, Any]:
             "photo_sha256": sha256_of(line.photo) if line.photo is not None else None}
 
 
+def made_from(row: dict[str, Any] | None, line: Line) -> bool:
+    """Whether a metadata row is this line's image: a line edited since is made again."""
+    if row is None:
+        return False
+    asked = {**line.settings.as_dict(), "aus": dict(line.settings.aus[0])}
+    if asked["lora_scale"] is None:  # the pipeline's own strength was used; the row records which
+        del asked["lora_scale"]
+    photo = sha256_of(line.photo) if line.photo is not None else None
+    return row["photo_sha256"] == photo and all(row[name] == value for name, value in asked.items())
+
+
 def run_batch(settings_file: Path, out: Path, random_weights: bool = False) -> list[str]:
     """Make every good line not made yet; returns the problems this process met (bad lines, lines that
     failed), each named by its line number."""
@@ -105,9 +116,9 @@ def run_batch(settings_file: Path, out: Path, random_weights: bool = False) -> l
         workers = Workers()
         studio = stand_ins or studio_on(workers.device)
         problems = bad_lines if workers.is_main else []  # every process reads them; one reports them
-        done = {row["line"] for row in rows_so_far(out, METADATA)}
+        made = {row["line"]: row for row in rows_so_far(out, METADATA) if (out / row["file_name"]).is_file()}
         workers.wait()  # every process has read the same rows before any writes more
-        mine = workers.share([line for line in lines if line.number not in done])
+        mine = workers.share([line for line in lines if not made_from(made.get(line.number), line)])
         for line in tqdm(mine, desc=f"batch (process {workers.rank + 1} of {workers.count})", unit="image"):
             try:
                 append_rows(part_file(out, METADATA, workers.rank), [render(studio, line, out)])

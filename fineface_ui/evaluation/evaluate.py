@@ -24,7 +24,7 @@ from ..png_info import save_png
 from ..settings import GenerationSettings
 from ..studio import Studio
 from .clip_similarity import ClipImageEncoder
-from .protocol import VARIANTS, Case, neutral_case, paper_cases
+from .protocol import NEUTRAL, VARIANTS, Case, neutral_case, paper_cases
 from .scoring import squared_error
 from .sharing import Workers, append_rows, merge_rows, part_file, rows_so_far
 from .studios import stand_in_clip, stand_in_studio, studio_on
@@ -94,7 +94,8 @@ class Evaluation:
         """The neutral images first (CLIP-I's references), then the cases; each phase skips what is done."""
         neutrals = [neutral_case(index) for index in sorted({case.prompt_index for case in cases})]
         for stem, todo in ((NEUTRAL_ROWS, neutrals), (RESULTS, list(cases))):
-            done = {row["case"] for row in rows_so_far(self.out, stem)}
+            # An image deleted since is made again (its new row replaces the old one when merged).
+            done = {row["case"] for row in rows_so_far(self.out, stem) if (self.out / row["image"]).is_file()}
             self.workers.wait()  # every process has read the same rows before any writes more
             work = self.workers.share(batches([case for case in todo if case.case_id not in done],
                                               1 if stem == NEUTRAL_ROWS else self.options.batch_size))
@@ -114,12 +115,12 @@ class Evaluation:
         faces = [self.options.face] if self.options.face is not None else []
         output = self.models.studio.generate(settings, photos=faces).output
         embeddings = self.models.clip.embed(output.images)
-        reference = self._reference(first.prompt_index)
+        reference = None if first.group == NEUTRAL else self._reference(first.prompt_index)
         rows = []
         for index, (case, image) in enumerate(zip(batch, output.images, strict=True)):
             path = save_png(image, self._image_path(case), output.metadata_for(index))
             measured, face = self._read(image)
-            clip_i = float(embeddings[index] @ reference) if reference is not None else 1.0
+            clip_i = 1.0 if reference is None else float(embeddings[index] @ reference)  # a neutral is its own
             rows.append({
                 "case": case.case_id, "group": case.group, "prompt_index": case.prompt_index,
                 "prompt": case.prompt, "seed": case.seed, "requested": case.aus, "measured": measured,
@@ -133,13 +134,10 @@ class Evaluation:
         folder.mkdir(parents=True, exist_ok=True)
         return folder / f"{case.case_id}.png"
 
-    def _reference(self, prompt_index: int) -> torch.Tensor | None:
-        """The CLIP embedding of the prompt's neutral image; None while that image is being made."""
+    def _reference(self, prompt_index: int) -> torch.Tensor:
+        """The CLIP embedding of the prompt's neutral image (made in the first phase, by any process)."""
         if prompt_index not in self._references:
-            path = self._image_path(neutral_case(prompt_index))
-            if not path.is_file():
-                return None
-            with Image.open(path) as image:
+            with Image.open(self._image_path(neutral_case(prompt_index))) as image:
                 self._references[prompt_index] = self.models.clip.embed([image.convert("RGB")])[0]
         return self._references[prompt_index]
 

@@ -95,10 +95,10 @@ def rows_so_far(folder: Path, stem: str) -> list[dict[str, Any]]:
 
 
 def merge_rows(folder: Path, stem: str, key: str, order: Sequence[Any]) -> list[dict[str, Any]]:
-    """Write `<stem>.jsonl` with every row so far, once each, in `order` of their `key`; then drop the parts."""
-    by_key: dict[str, dict[str, Any]] = {}
-    for row in rows_so_far(folder, stem):
-        by_key.setdefault(row[key], row)
+    """Write `<stem>.jsonl` with every row so far, one per `key`, in `order`; then drop the parts."""
+    # The newest row of a key wins: parts come after the merged file, and a row is only written again when
+    # its work was done again.
+    by_key = {row[key]: row for row in rows_so_far(folder, stem)}
     position = {name: index for index, name in enumerate(order)}
     rows = sorted(by_key.values(), key=lambda row: position.get(row[key], len(position)))
     merged = Path(folder) / f"{stem}.jsonl"
