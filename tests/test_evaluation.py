@@ -1,6 +1,7 @@
 """`fineface-ui eval`: the paper's protocol, its AU MSE and CLIP-I, the report, resuming, and the work shared
 between the processes of `accelerate launch`."""
 
+import hashlib
 import json
 import os
 import re
@@ -18,6 +19,8 @@ from fineface_ui.evaluation.evaluate import batches
 from fineface_ui.evaluation.protocol import COMBINATION, PROMPTS, SINGLE, combinations, paper_cases
 from fineface_ui.evaluation.scoring import group_summary, squared_error, summarize
 from fineface_ui.png_info import read_settings
+
+from .app_fixtures import face_picture
 
 QUICK = ["--random-weights", "--steps", "2", "--batch-size", "4"]
 
@@ -167,6 +170,17 @@ def test_compare_prints_the_differences_between_two_reports(one_process_run, tmp
 def test_the_sd15_identity_variant_needs_a_face_photo(tmp_path, capsys):
     assert main(["eval", *QUICK, "--variant", "sd15-identity", "--out", str(tmp_path / "x")]) == 2
     assert "needs a face photo (--face PHOTO)" in capsys.readouterr().err
+
+
+def test_the_sd15_identity_variant_renders_every_case_with_the_face_and_records_only_its_hash(tmp_path):
+    photo = face_picture(tmp_path / "ana.png")
+    out = tmp_path / "face-report"
+    assert main(["eval", *QUICK, "--variant", "sd15-identity", "--face", str(photo), "--limit", "2",
+                 "--out", str(out)]) == 0
+    rows = read_rows(out)
+    assert len(rows) == 2 and all(read_settings(out / row["image"])["pipeline"] == "sd15-identity" for row in rows)
+    recorded = (out / "run.json").read_text() + (out / "summary.json").read_text()
+    assert hashlib.sha256(photo.read_bytes()).hexdigest() in recorded and "ana.png" not in recorded
 
 
 def test_two_processes_under_accelerate_make_each_image_once_and_the_same_rows(one_process_run, tmp_path):
