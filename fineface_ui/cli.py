@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     download = commands.add_parser("download", help="fetch every model file into the Hugging Face cache ahead of time")
     download.add_argument("--force", action="store_true",
                           help="fetch again what is already there (repairs a truncated or corrupt file)")
+    download.add_argument("--eval", dest="evaluation", action="store_true",
+                          help="also CLIP ViT-L/14 (1.7 GB), which `fineface-ui eval` uses")
     commands.add_parser("doctor", help="print torch/CUDA, ONNX Runtime providers and where each weight file is")
     read = commands.add_parser("read-aus", help="read the twelve AU intensities (0..5) of the face in each photo")
     read.add_argument("photos", nargs="+", type=Path, metavar="PHOTO")
@@ -146,17 +148,22 @@ def read_aus(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def evaluate(args: argparse.Namespace) -> None:
+def evaluate(args: argparse.Namespace, argv: Sequence[str]) -> None:
     """Run or resume the evaluation; the main process prints where the report is (and --compare's table)."""
     import shlex
 
     from .evaluation.evaluate import EvalOptions
     from .evaluation.evaluate import evaluate as run_evaluation
-    from .evaluation.report import compare
+    from .evaluation.report import compare, read_summary
 
     options = EvalOptions(args.variant, args.face, args.scheduler, args.num_inference_steps, args.guidance_scale,
                           args.lora_scale, args.limit, args.clip, args.random_weights, args.batch_size)
-    report = run_evaluation(options, args.out, shlex.join(["fineface-ui", *sys.argv[1:]]))
+    if args.compare is not None:
+        read_summary(args.compare)  # a wrong folder is said now, not after hours of rendering
+    # The report keeps the command without the face photo's name or path (run.json has its sha256).
+    shown = ["PHOTO" if argv[at - 1] == "--face" else "--face=PHOTO" if word.startswith("--face=") else word
+             for at, word in enumerate(argv)]
+    report = run_evaluation(options, args.out, shlex.join(["fineface-ui", *shown]))
     if report is not None:
         print(f"wrote {report}")
         if args.compare is not None:
@@ -168,8 +175,8 @@ def batch(args: argparse.Namespace) -> int:
     from .evaluation.batch import run_batch
 
     problems = run_batch(args.settings_file, args.out, args.random_weights)
-    for problem in problems:
-        print(f"skipped {problem}", file=sys.stderr)
+    for number, problem in problems:
+        print(f"skipped line {number}: {problem}", file=sys.stderr)
     return 2 if problems else 0
 
 
@@ -190,6 +197,7 @@ def au_reader(random_weights: bool, scratch: Path) -> "AUReader":
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         from .web.server import serve
@@ -201,13 +209,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "read-aus":
             print(read_aus(args))
         elif args.command == "eval":
-            evaluate(args)
+            evaluate(args, argv)
         elif args.command == "batch":
             return batch(args)
         elif args.command == "download":
             from .doctor import download_all
 
-            download_all(force=args.force)
+            download_all(force=args.force, evaluation=args.evaluation)
         else:
             from .doctor import report
 

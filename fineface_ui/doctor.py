@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from .hub.model_sources import AU_READER, PinnedFile, all_weights
+from .hub.model_sources import AU_READER, PinnedFile, all_weights, clip_weight
 from .hub.pinned import check_hash, download_pinned, locate_pinned, pinned_location, shown
 from .hub.weights import display_name, download, hub_reachable, locate, resolve
 
 
-def download_all(force: bool = False) -> None:
-    """Fetch every Hub file both pipelines need (progress bars on the terminal), the face models and the AU reader.
+def download_all(force: bool = False, evaluation: bool = False) -> None:
+    """Fetch every Hub file both pipelines need (progress bars on the terminal), the face models and the AU reader;
+    with `evaluation` also CLIP, which `fineface-ui eval` needs (for compute nodes without internet).
 
     `force` fetches again what is already there: the cure for a truncated or corrupt file.
     """
     from .faces.model_pack import download_model_pack
 
-    weights = all_weights()
+    weights = [*all_weights(), *([clip_weight()] if evaluation else [])]
     found = {weight: download(weight, force=True) for weight in weights} if force else resolve(weights)
     for weight, path in found.items():
         print(f"ok  {weight}: {display_name(path)}")
@@ -58,4 +59,7 @@ def report() -> str:
     except MissingWeightsError:
         lines.append("MISSING InsightFace buffalo_l (see `fineface-ui download`)")
     lines.append(pinned_report(AU_READER))
+    clip = locate(clip_weight())
+    lines.append(f"found   {clip_weight()}: {clip}" if clip else
+                 f"absent  {clip_weight()}: only `fineface-ui eval` needs it (`fineface-ui download --eval`)")
     return "\n".join(lines)

@@ -21,6 +21,7 @@ from .engine.pipeline import FineFaceOutput, FineFacePipeline, StepCallback
 from .engine.previews import PreviewCallback
 from .engine.variants import SD15_IDENTITY, SD21_TEXT
 from .faces.au_reader import AUReader, AUReading
+from .faces.detection import default_providers
 from .faces.embedder import FaceEmbedder, FaceEmbeddings
 from .faces.model_pack import ensure_model_pack
 from .settings import GenerationSettings
@@ -74,11 +75,12 @@ class Studio:
         identity_sources.update({k: sources[k] for k in shared if k in sources})
         text_sources = {k: sources[k] for k in SD21_TEXT.sources if k in sources}
         options = {"device": device, "acceleration": acceleration}
+        providers = default_providers(device)  # the face models on the pipelines' GPU
         return cls(
             lambda: FineFacePipeline.from_pretrained(variant=SD21_TEXT, **text_sources, **options),
             lambda: FineFacePipeline.from_pretrained(variant=SD15_IDENTITY, **identity_sources, **options),
-            lambda: FaceEmbedder(root=sources.get("face_models") or ensure_model_pack()),
-            lambda: AUReader(face_pack=sources.get("face_models") or ensure_model_pack()),
+            lambda: FaceEmbedder(root=sources.get("face_models") or ensure_model_pack(), providers=providers),
+            lambda: AUReader(face_pack=sources.get("face_models") or ensure_model_pack(), providers=providers),
         )
 
     @classmethod

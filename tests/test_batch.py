@@ -30,6 +30,7 @@ def made(tmp_path_factory):
         json.dumps({"prompt": "x", "photo": "nobody.png", **QUICK}),
         json.dumps({"prompt": "x", "photo": "dark.png", **QUICK}),
         json.dumps({"prompt": "two", "aus": [{"AU12": 1}, {"AU12": 2}], **QUICK}),
+        json.dumps({"prompt": "a line\u2028separator in the text", "aus": "AU26=2", **QUICK}, ensure_ascii=False),
     ]
     (folder / "settings.jsonl").write_text("\n".join(lines) + "\n")
     return folder
@@ -51,10 +52,10 @@ def test_batch_makes_the_good_lines_and_names_each_bad_one(made, capsys):
     assert "skipped line 9: No face was found" in err
     assert "skipped line 10: aus must be one AU setting: one image per line" in err
     rows = [json.loads(line) for line in (made / "dataset" / "metadata.jsonl").read_text().splitlines()]
-    assert [row["line"] for row in rows] == [1, 3, 7]
+    assert [row["line"] for row in rows] == [1, 3, 7, 11]  # U+2028 in a prompt does not end line 11
     assert sorted(path.name for path in (made / "dataset" / "images").iterdir()) == [
-        "line-000001.png", "line-000003.png", "line-000007.png"]
-    first, _, identity = rows
+        "line-000001.png", "line-000003.png", "line-000007.png", "line-000011.png"]
+    first, _, identity, _ = rows
     assert first["aus"]["AU12"] == 4 and first["seed"] == 3 and first["pipeline"] == "sd21"
     assert set(first["measured_aus"]) == set(first["aus"])
     assert read_settings(made / "dataset" / first["file_name"])["aus"][0] == first["aus"]
@@ -68,7 +69,7 @@ def test_the_folder_loads_as_an_imagefolder_dataset_with_its_metadata(made, caps
     if not (made / "dataset" / "metadata.jsonl").exists():
         run(made, capsys)
     dataset = datasets.load_dataset("imagefolder", data_dir=str(made / "dataset"), split="train")
-    assert dataset.num_rows == 3
+    assert dataset.num_rows == 4
     assert dataset[0]["image"].size == (256, 256) and dataset[0]["aus"]["AU12"] == 4
     assert dataset[0]["measured_aus"]["AU12"] is not None and dataset[2]["photo_sha256"]
 
@@ -109,3 +110,28 @@ def test_a_line_edited_or_an_image_deleted_since_is_made_again_alone(tmp_path, c
     assert [(row["line"], row["seed"]) for row in rows] == [(1, 1), (2, 20), (3, 3)]
     assert read_settings(out / "images" / "line-000002.png")["seed"] == 20
     assert (out / "images" / "line-000001.png").stat().st_mtime_ns == first
+
+
+def test_two_processes_share_the_lines_and_the_main_one_reports_every_skipped_line(tmp_path):
+    import os
+    import re
+    import subprocess
+    import sys
+
+    Image.new("RGB", (300, 300), (20, 20, 20)).save(tmp_path / "dark.png")
+    lines = [{"prompt": f"person {number}", "aus": {"AU12": number}, "seed": number, **QUICK} for number in range(4)]
+    lines.insert(2, {"prompt": "x", "photo": "dark.png", **QUICK})
+    (tmp_path / "settings.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines) + "{oops\n")
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "fineface_ui",
+               "batch", str(tmp_path / "settings.jsonl"), "--out", str(tmp_path / "dataset"), "--random-weights"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    # The main process exits 2 for the skipped lines; the launcher reports that as its own failure.
+    assert done.returncode != 0
+    assert done.stderr.count("skipped line 3: No face was found") == 1
+    assert done.stderr.count("skipped line 6: not valid JSON") == 1
+    totals = re.findall(r"batch \(process (\d) of 2\): 100%\|[^|]*\| (\d+)/\d+", done.stderr)
+    assert sum({process: int(count) for process, count in totals}.values()) == 5  # each line tried once
+    rows = [json.loads(line) for line in (tmp_path / "dataset" / "metadata.jsonl").read_text().splitlines()]
+    assert [row["line"] for row in rows] == [1, 2, 4, 5]

@@ -105,8 +105,9 @@ def test_a_misshapen_key_fails_naming_it(clip_copy):
     folder, state = clip_copy
     state["visual_projection.weight"] = torch.zeros(PROJECTION_DIM, 8)
     save_file(state, folder / WEIGHTS_FILE)
-    with pytest.raises(CheckpointError, match=r"clip/model.safetensors does not match its config.json: 1 wrong "
-                                              r"shape\(s\): visual_projection.weight is \[16, 8\], expected \[16, 32\]"):
+    expected = (r"clip/model.safetensors does not match its config.json: 1 wrong shape\(s\): "
+                r"visual_projection.weight is \[16, 8\], expected \[16, 32\]")
+    with pytest.raises(CheckpointError, match=expected):
         ClipImageEncoder.from_folder(folder, "cpu")
 
 

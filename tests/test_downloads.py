@@ -160,3 +160,19 @@ def test_the_au_reader_comes_from_the_hub_repo_its_variable_names(hub_repos, wor
         assert ("GET", f"/someone/libreface-mirror/resolve/main/{AU_READER.filename}") in hub.requests
     assert done.returncode == 0, done.stderr
     assert '"AU12"' in done.stdout and '"faces_found": 1' in done.stdout
+
+
+def test_download_eval_also_fetches_the_evaluations_clip_and_plain_download_does_not(hub_repos, workdir, tmp_path):
+    from fineface_ui.standins.tiny_clip import write_tiny_clip
+
+    clip = DEFAULT_REPOS["FINEFACE_CLIP"]
+    repos = {**hub_repos, clip: write_tiny_clip(tmp_path / "clip-repo")}
+    with FakeHub(repos) as hub:
+        plain = fineface_ui(hub, workdir, "download")
+        assert plain.returncode == 0, plain.stderr
+        assert clip not in plain.stdout
+        assert f"absent  the model {clip}" in fineface_ui(hub, workdir, "doctor").stdout
+        done = fineface_ui(hub, workdir, "download", "--eval")
+        assert done.returncode == 0, done.stderr
+        assert f"found   the model {clip}" in fineface_ui(hub, workdir, "doctor").stdout
+    assert f"ok  the model {clip} (config.json, model.safetensors, preprocessor_config.json): {clip}" in done.stdout

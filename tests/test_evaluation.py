@@ -46,12 +46,21 @@ def test_the_50_combinations_are_fixed_distinct_sets_of_2_to_5_aus_at_1_to_5():
     assert active[0] == (("AU5", 5), ("AU6", 2), ("AU25", 1))  # the file, not a fresh draw, decides
 
 
-def test_a_limited_run_is_drawn_evenly_and_covers_every_prompt():
+def asked(cases, group=SINGLE):
+    return {(name, value) for case in cases if case.group == group for name, value in case.aus.items() if value}
+
+
+def test_a_quick_run_covers_every_prompt_au_and_intensity_it_can():
     quick = paper_cases(24)
-    assert len(quick) == 24 and len({case.case_id for case in quick}) == 24
+    assert len(quick) == 24 and len({case.case_id for case in quick}) == 24 and quick == paper_cases(24)
     assert {case.prompt_index for case in quick} == set(range(15))
-    assert {case.group for case in quick} == {SINGLE, COMBINATION}
-    assert quick == paper_cases(24)
+    assert {name for name, _ in asked(quick)} == set(AU_NAMES)
+    assert {value for _, value in asked(quick)} == {1, 2, 3, 4, 5}
+    assert any(case.group == COMBINATION for case in quick)
+    assert quick == sorted(quick, key=paper_cases().index)  # in protocol order: a prompt's cases together
+    every_combination = {case.case_id.rpartition("-")[2] for case in paper_cases(120) if case.group == COMBINATION}
+    assert len(every_combination) == 50
+    assert len(asked(paper_cases(120))) == 48 and len(asked(paper_cases(330))) == 60
 
 
 def test_batches_hold_one_prompt_each_and_do_not_depend_on_the_process_count():
@@ -151,7 +160,18 @@ def test_resuming_with_other_options_is_refused_naming_them(one_process_run, tmp
     out = tmp_path / "copy"
     subprocess.run(["cp", "-r", str(one_process_run), str(out)], check=True)
     assert main(["eval", *QUICK[:-2], "--batch-size", "4", "--steps", "3", "--limit", "6", "--out", str(out)]) == 2
-    assert "other options (num_inference_steps)" in capsys.readouterr().err
+    assert "copy holds an evaluation with other options or models (num_inference_steps)" in capsys.readouterr().err
+    # Smaller batches (after running out of GPU memory, say) make the same images: that resumes.
+    assert main(["eval", *QUICK[:-2], "--batch-size", "2", "--limit", "6", "--out", str(out)]) == 0
+
+
+def test_a_missing_face_photo_or_a_folder_that_is_no_report_is_said_before_any_work(tmp_path, capsys):
+    assert main(["eval", *QUICK, "--variant", "sd15-identity", "--face", str(tmp_path / "me.jpg"),
+                 "--out", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err == "error: The face photo me.jpg does not exist.\n"
+    assert main(["eval", *QUICK, "--out", str(tmp_path / "y"), "--compare", str(tmp_path)]) == 2
+    assert f"{tmp_path.name} is not a finished evaluation: it has no readable summary.json" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
 
 
 def test_compare_prints_the_differences_between_two_reports(one_process_run, tmp_path, capsys):
@@ -179,8 +199,9 @@ def test_the_sd15_identity_variant_renders_every_case_with_the_face_and_records_
                  "--out", str(out)]) == 0
     rows = read_rows(out)
     assert len(rows) == 2 and all(read_settings(out / row["image"])["pipeline"] == "sd15-identity" for row in rows)
-    recorded = (out / "run.json").read_text() + (out / "summary.json").read_text()
+    recorded = (out / "run.json").read_text() + (out / "summary.json").read_text() + (out / "REPORT.md").read_text()
     assert hashlib.sha256(photo.read_bytes()).hexdigest() in recorded and "ana.png" not in recorded
+    assert "--face PHOTO" in recorded
 
 
 def test_two_processes_under_accelerate_make_each_image_once_and_the_same_rows(one_process_run, tmp_path):

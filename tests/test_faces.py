@@ -442,3 +442,21 @@ def test_a_photo_file_sent_again_is_not_decoded_again(fresh_embedder, tmp_path, 
     again = fresh_embedder.embed(str(path))
     assert len(decodes) == 1 and torch.equal(first.embeddings, again.embeddings)
     assert fresh_embedder.cache_info().hits == 1
+
+
+def test_the_face_models_of_a_studio_on_a_second_gpu_run_on_that_gpu(monkeypatch, tmp_path):
+    # One process per GPU under `accelerate launch`: each one's ONNX sessions belong on its own GPU.
+    import onnxruntime
+
+    from fineface_ui.faces.detection import default_providers
+    from fineface_ui.standins.tiny_face_models import write_model_pack
+    from fineface_ui.studio import Studio
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert default_providers("cuda:1") == [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
+    assert default_providers("cuda") == default_providers() == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    write_model_pack(tmp_path)
+    studio = Studio.from_pretrained(device="cuda:1", face_models=tmp_path)
+    for name in ("faces", "reader"):
+        assert studio._loaders[name]().providers[0] == ("CUDAExecutionProvider", {"device_id": 1})

@@ -22,7 +22,7 @@ from ..hub.pinned import sha256_of
 from ..png_info import save_png
 from ..settings import GenerationSettings, is_au_list
 from ..studio import Studio
-from .sharing import Workers, append_rows, merge_rows, part_file, rows_so_far
+from .sharing import Workers, append_rows, merge_rows, part_file
 from .studios import stand_in_studio, studio_on
 
 METADATA = "metadata"  # datasets' imagefolder loader reads metadata.jsonl beside the images
@@ -60,20 +60,27 @@ def parse_line(number: int, text: str, folder: Path) -> Line:
     return Line(number, GenerationSettings.create(values.pop("prompt", ""), aus, **values), photo)
 
 
-def read_lines(path: Path) -> tuple[list[Line], list[str]]:
-    """The settings file's good lines, and a message per bad one naming its line number."""
+Problem = tuple[int, str]  # a line number and what is wrong with it
+
+
+def read_lines(path: Path) -> tuple[list[Line], list[Problem]]:
+    """The settings file's good lines, and the problem of each bad one."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise InvalidInputError(f"Cannot read the settings file {Path(path).name}: {error}") from None
+        text = Path(path).read_text(encoding="utf-8-sig")  # a byte-order mark, as some editors write, is fine
+    except OSError as error:
+        raise InvalidInputError(f"Cannot read the settings file {Path(path).name}: {error.strerror}.") from None
+    except UnicodeDecodeError as error:
+        raise InvalidInputError(f"The settings file {Path(path).name} is not UTF-8 text ({error.reason} at byte "
+                                f"{error.start}).") from None
     lines, problems = [], []
-    for number, content in enumerate(text.splitlines(), start=1):
+    # Split at line feeds only: JSON text may hold the other characters str.splitlines() breaks at.
+    for number, content in enumerate(text.split("\n"), start=1):
         if not content.strip():
             continue
         try:
             lines.append(parse_line(number, content, Path(path).parent))
         except InvalidInputError as error:
-            problems.append(f"line {number}: {error}")
+            problems.append((number, str(error)))
     return lines, problems
 
 
@@ -100,31 +107,39 @@ def made_from(row: dict[str, Any] | None, line: Line) -> bool:
     if row is None:
         return False
     asked = {**line.settings.as_dict(), "aus": dict(line.settings.aus[0])}
-    if asked["lora_scale"] is None:  # the pipeline's own strength was used; the row records which
-        del asked["lora_scale"]
+    # The row has the LoRA strength the pipeline used: its own when the line gives none, none without a LoRA
+    # (the identity pipeline).
+    lora_scale = asked.pop("lora_scale")
+    if lora_scale is not None and line.photo is None and row.get("lora_scale") != lora_scale:
+        return False
     photo = sha256_of(line.photo) if line.photo is not None else None
-    return row["photo_sha256"] == photo and all(row[name] == value for name, value in asked.items())
+    return row.get("photo_sha256") == photo and all(row.get(name) == value for name, value in asked.items())
 
 
-def run_batch(settings_file: Path, out: Path, random_weights: bool = False) -> list[str]:
-    """Make every good line not made yet; returns the problems this process met (bad lines, lines that
-    failed), each named by its line number."""
+def run_batch(settings_file: Path, out: Path, random_weights: bool = False) -> list[Problem]:
+    """Make every good line not made yet; the main process returns the problems of all processes (bad lines,
+    lines that failed), by line number; the others return none."""
     out = Path(out)
     lines, bad_lines = read_lines(settings_file)
     with tempfile.TemporaryDirectory(prefix="fineface-batch-") as scratch:
         stand_ins = stand_in_studio(random_weights, Path(scratch))
         workers = Workers()
         studio = stand_ins or studio_on(workers.device)
-        problems = bad_lines if workers.is_main else []  # every process reads them; one reports them
-        made = {row["line"]: row for row in rows_so_far(out, METADATA) if (out / row["file_name"]).is_file()}
-        workers.wait()  # every process has read the same rows before any writes more
+        order = [line.number for line in lines]
+        rows = workers.rows_at_start(out, METADATA, "line", order)
+        made = {row["line"]: row for row in rows if (out / row["file_name"]).is_file()}
         mine = workers.share([line for line in lines if not made_from(made.get(line.number), line)])
+        failed = []
         for line in tqdm(mine, desc=f"batch (process {workers.rank + 1} of {workers.count})", unit="image"):
             try:
                 append_rows(part_file(out, METADATA, workers.rank), [render(studio, line, out)])
             except FineFaceError as error:
-                problems.append(f"line {line.number}: {error}")
-    workers.wait()
-    if workers.is_main:
-        merge_rows(out, METADATA, "line", [line.number for line in lines])
-    return problems
+                failed.append((line.number, str(error)))
+        failed = workers.gather(failed)
+    if not workers.is_main:
+        return []
+    kept = {row["file_name"] for row in merge_rows(out, METADATA, "line", order)}
+    for image in (out / "images").glob("line-*.png"):  # the images of lines no longer in the file
+        if f"images/{image.name}" not in kept:
+            image.unlink()
+    return sorted(bad_lines + failed)

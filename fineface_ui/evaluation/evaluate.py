@@ -18,15 +18,16 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..errors import InvalidInputError, NoFaceError
+from ..errors import FineFaceError, InvalidInputError, NoFaceError
 from ..hub.pinned import sha256_of
+from ..hub.versions import library_versions
 from ..png_info import save_png
 from ..settings import GenerationSettings
 from ..studio import Studio
-from .clip_similarity import ClipImageEncoder
+from .clip_similarity import ClipImageEncoder, clip_i
 from .protocol import NEUTRAL, VARIANTS, Case, neutral_case, paper_cases
 from .scoring import squared_error
-from .sharing import Workers, append_rows, merge_rows, part_file, rows_so_far
+from .sharing import Workers, append_rows, merge_rows, part_file
 from .studios import stand_in_clip, stand_in_studio, studio_on
 
 RESULTS, NEUTRAL_ROWS = "results", "neutral"
@@ -58,6 +59,8 @@ class EvalOptions:
             raise InvalidInputError(f"--limit must be at least 1, got {self.limit}.")
         if not 1 <= self.batch_size <= 32:
             raise InvalidInputError(f"--batch-size must be 1 to 32, got {self.batch_size}.")
+        if self.face is not None and not Path(self.face).is_file():
+            raise InvalidInputError(f"The face photo {Path(self.face).name} does not exist.")
 
     def recorded(self) -> dict[str, Any]:
         """The options as run.json keeps them: the face photo by its sha256, never the photo or its path."""
@@ -94,9 +97,9 @@ class Evaluation:
         """The neutral images first (CLIP-I's references), then the cases; each phase skips what is done."""
         neutrals = [neutral_case(index) for index in sorted({case.prompt_index for case in cases})]
         for stem, todo in ((NEUTRAL_ROWS, neutrals), (RESULTS, list(cases))):
+            rows = self.workers.rows_at_start(self.out, stem, "case", [case.case_id for case in todo])
             # An image deleted since is made again (its new row replaces the old one when merged).
-            done = {row["case"] for row in rows_so_far(self.out, stem) if (self.out / row["image"]).is_file()}
-            self.workers.wait()  # every process has read the same rows before any writes more
+            done = {row["case"] for row in rows if (self.out / row["image"]).is_file()}
             work = self.workers.share(batches([case for case in todo if case.case_id not in done],
                                               1 if stem == NEUTRAL_ROWS else self.options.batch_size))
             label = f"{stem} (process {self.workers.rank + 1} of {self.workers.count})"
@@ -114,17 +117,17 @@ class Evaluation:
             lora_scale=self.options.lora_scale)
         faces = [self.options.face] if self.options.face is not None else []
         output = self.models.studio.generate(settings, photos=faces).output
-        embeddings = self.models.clip.embed(output.images)
-        reference = None if first.group == NEUTRAL else self._reference(first.prompt_index)
+        # A neutral image is its own reference.
+        similarities = ([1.0] * len(batch) if first.group == NEUTRAL
+                        else clip_i(self._reference(first.prompt_index), self.models.clip.embed(output.images)))
         rows = []
-        for index, (case, image) in enumerate(zip(batch, output.images, strict=True)):
+        for index, (case, image, similarity) in enumerate(zip(batch, output.images, similarities, strict=True)):
             path = save_png(image, self._image_path(case), output.metadata_for(index))
             measured, face = self._read(image)
-            clip_i = 1.0 if reference is None else float(embeddings[index] @ reference)  # a neutral is its own
             rows.append({
                 "case": case.case_id, "group": case.group, "prompt_index": case.prompt_index,
                 "prompt": case.prompt, "seed": case.seed, "requested": case.aus, "measured": measured,
-                "face": face, "clip_i": round(clip_i, 6), "image": path.relative_to(self.out).as_posix(),
+                "face": face, "clip_i": round(similarity, 6), "image": path.relative_to(self.out).as_posix(),
                 "squared_error": None if measured is None else round(squared_error(case.aus, measured), 6),
             })
         return rows
@@ -151,19 +154,32 @@ class Evaluation:
         return {name: round(value, 4) for name, value in reading.aus.items()}, face
 
 
-def check_run_file(out: Path, options: EvalOptions, workers: Workers) -> None:
-    """Write run.json into a new folder; in a used one, refuse to mix runs with different options."""
+# Images do not depend on how cases are batched (each has its own noise from the prompt's seed), so a run
+# that ran out of GPU memory may resume with smaller batches.
+RESUMABLE_WITH_ANOTHER = {"batch_size"}
+
+
+def setup_of(options: EvalOptions, models: Models) -> dict[str, Any]:
+    """What the numbers depend on beyond the options: the models' revisions, the reader, CLIP, the libraries."""
+    studio = models.studio
+    pipeline = studio.identity_pipeline() if options.variant == "sd15-identity" else studio.text_pipeline()
+    return {"models": pipeline.models, "au_reader": studio.au_reader().provenance(), "clip": models.clip.source,
+            "versions": library_versions()}
+
+
+def check_run_file(out: Path, run: dict[str, Any], workers: Workers) -> None:
+    """Write run.json into a new folder; in a used one, refuse to mix runs with other options or models."""
     path = Path(out) / "run.json"
-    recorded = options.recorded()
     if workers.is_main and not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(recorded, indent=2) + "\n")
+        path.write_text(json.dumps(run, indent=2) + "\n")
     workers.wait()
     kept = json.loads(path.read_text())
-    if kept != recorded:
-        differing = ", ".join(sorted(name for name in recorded if kept.get(name) != recorded[name]))
-        raise InvalidInputError(f"{out} holds an evaluation with other options ({differing}); resume it with "
-                                "the same options, or give another --out.")
+    differing = sorted(name for name in {**kept, **run} if name not in RESUMABLE_WITH_ANOTHER
+                       and kept.get(name) != run.get(name))
+    if differing:
+        raise InvalidInputError(f"{Path(out).name} holds an evaluation with other options or models "
+                                f"({', '.join(differing)}); resume it with the same, or give another --out.")
 
 
 def evaluate(options: EvalOptions, out: Path, command: str) -> Path | None:
@@ -175,10 +191,11 @@ def evaluate(options: EvalOptions, out: Path, command: str) -> Path | None:
         studio = stand_in_studio(options.random_weights, Path(scratch))
         clip_folder = stand_in_clip(Path(scratch)) if options.random_weights else None
         workers = Workers()
-        check_run_file(out, options, workers)
         clip = (ClipImageEncoder.from_folder(clip_folder, workers.device) if clip_folder is not None
                 else ClipImageEncoder.from_pretrained(options.clip, workers.device))
         models = Models(studio or studio_on(workers.device), clip)
+        setup = setup_of(options, models)
+        check_run_file(out, {**options.recorded(), **setup}, workers)
         cases = paper_cases(options.limit)
         Evaluation(options, out, models, workers).run(cases)
         if not workers.is_main:
@@ -186,5 +203,7 @@ def evaluate(options: EvalOptions, out: Path, command: str) -> Path | None:
         neutral_ids = sorted({neutral_case(case.prompt_index).case_id for case in cases})
         neutral = merge_rows(out, NEUTRAL_ROWS, "case", neutral_ids)
         rows = merge_rows(out, RESULTS, "case", [case.case_id for case in cases])
-        provenance = {"au_reader": models.studio.au_reader().provenance(), "clip": models.clip.source}
-        return write_report(out, rows, neutral, options, provenance, command, workers.count)
+        if len(rows) < len(cases) or len(neutral) < len(neutral_ids):
+            raise FineFaceError(f"{len(cases) + len(neutral_ids) - len(rows) - len(neutral)} images of "
+                                f"{Path(out).name} have no results; run the same command again to make them.")
+        return write_report(out, rows, neutral, options, setup, command, workers.count)

@@ -71,15 +71,41 @@ def _prompt_cases(index: int) -> list[Case]:
     return singles + combined
 
 
+def _quick_order(per_prompt: list[list[Case]]) -> list[Case]:
+    """Every case, ordered so that any first stretch covers all prompts and as many AUs, intensities and
+    combinations as it can: round by round one case per prompt, single-AU rounds and combination rounds
+    interleaved in proportion; in a single-AU round the prompts ask for different AUs (the first covers all
+    twelve), and across rounds each AU turns through its intensities."""
+    count, levels = len(AU_NAMES), len(INTENSITIES)
+    singles = [[case for case in cases if case.group == SINGLE] for cases in per_prompt]  # AU-major, as made
+    combined = [[case for case in cases if case.group == COMBINATION] for cases in per_prompt]
+    kinds = sorted([((j + 0.5) / len(singles[0]), SINGLE) for j in range(len(singles[0]))]
+                   + [((j + 0.5) / len(combined[0]), COMBINATION) for j in range(len(combined[0]))])
+    order, seen = [], {SINGLE: 0, COMBINATION: 0}
+    for _, kind in kinds:
+        step = seen[kind]
+        seen[kind] += 1
+        for prompt in range(len(per_prompt)):
+            if kind == SINGLE:
+                j = (step + 5 * prompt) % len(singles[prompt])  # 5 is prime to 12: the prompts' AUs differ
+                au, level = j % count, (j % count + j // count) % levels
+                order.append(singles[prompt][au * levels + level])
+            else:
+                order.append(combined[prompt][(step + prompt * len(combined[prompt]) // len(per_prompt))
+                                              % len(combined[prompt])])
+    return order
+
+
 def neutral_case(prompt_index: int) -> Case:
     """The reference image of a prompt: its seed with all AUs at 0."""
     return Case(f"p{prompt_index:02d}-neutral", NEUTRAL, prompt_index, dict.fromkeys(AU_NAMES, 0.0))
 
 
 def paper_cases(limit: int | None = None) -> list[Case]:
-    """The protocol's cases in a fixed order; with `limit`, that many drawn evenly across it, so that a quick
-    run still covers every prompt, AU and intensity it can."""
-    cases = [case for index in range(len(PROMPTS)) for case in _prompt_cases(index)]
-    if limit is None or limit >= len(cases):
-        return cases
-    return [cases[position * len(cases) // limit] for position in range(limit)]
+    """The protocol's cases, prompt by prompt; with `limit`, only that many, spread so that a quick run
+    covers every prompt and as many AUs, intensities and combinations as it can."""
+    per_prompt = [_prompt_cases(index) for index in range(len(PROMPTS))]
+    if limit is None or limit >= sum(map(len, per_prompt)):
+        return [case for cases in per_prompt for case in cases]
+    chosen = set(_quick_order(per_prompt)[:limit])
+    return [case for cases in per_prompt for case in cases if case in chosen]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..aus import ACTION_UNITS
+from ..errors import InvalidInputError
 from ..png_info import read_settings
 from .protocol import COMBINATION, INTENSITIES, SINGLE
 from .scoring import GROUPS, PAPER, summarize
@@ -31,21 +32,22 @@ def _number(value: float | None, digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def setup_of(out: Path, neutral: list[dict[str, Any]]) -> dict[str, Any]:
-    """What made the images, as their PNGs record it: models with revisions, versions, device."""
+def rendered_with(out: Path, neutral: list[dict[str, Any]]) -> dict[str, Any]:
+    """How the images were rendered, as their PNGs record it."""
     stored = read_settings(Path(out) / neutral[0]["image"])
-    return {key: stored.get(key) for key in ("pipeline", "models", "versions", "device", "dtype", "lora_scale")}
+    return {key: stored.get(key) for key in ("pipeline", "device", "dtype", "lora_scale")}
 
 
 def write_report(out: Path, rows: list[dict[str, Any]], neutral: list[dict[str, Any]], options: Any,
-                 provenance: dict[str, Any], command: str, processes: int) -> Path:
-    """Write summary.json, the plots and REPORT.md into `out`; returns REPORT.md's path."""
+                 setup: dict[str, Any], command: str, processes: int) -> Path:
+    """Write summary.json, the plots and REPORT.md into `out`; returns REPORT.md's path. `setup`: the models'
+    revisions, the reader's and CLIP's provenance, the library versions."""
     out = Path(out)
     summary = {
         "summary": summarize(rows),
         "options": options.recorded(),
-        "setup": setup_of(out, neutral),
-        **provenance,
+        **setup,
+        "rendered_with": rendered_with(out, neutral),
         "command": command,
         "processes": processes,
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -58,7 +60,7 @@ def write_report(out: Path, rows: list[dict[str, Any]], neutral: list[dict[str, 
 
 
 def _markdown(summary: dict[str, Any], random_weights: bool) -> str:
-    numbers, setup = summary["summary"], summary["setup"]
+    numbers, rendering = summary["summary"], summary["rendered_with"]
     groups = numbers["groups"]
     lines = ["# FineFace evaluation", ""]
     if random_weights:
@@ -96,12 +98,12 @@ def _markdown(summary: dict[str, Any], random_weights: bool) -> str:
         f"![CLIP-I of each image against its neutral image]({CLIP_PLOT})", "",
         "## What made these numbers", "",
         f"- Options: `{json.dumps(summary['options'])}`",
-        f"- Pipeline: {setup['pipeline']} on {setup['device']} ({setup['dtype']}), LoRA strength "
-        f"{setup['lora_scale']}",
-        *(f"- {variable}: {model['repo']} @ {model['revision']}" for variable, model in setup["models"].items()),
+        f"- Pipeline: {rendering['pipeline']} on {rendering['device']} ({rendering['dtype']}), LoRA strength "
+        f"{rendering['lora_scale']}",
+        *(f"- {variable}: {model['repo']} @ {model['revision']}" for variable, model in summary["models"].items()),
         f"- AU reader: {summary['au_reader']['file']}, sha256 {summary['au_reader']['sha256']}",
         f"- CLIP: {summary['clip']['repo']} @ {summary['clip']['revision']}",
-        f"- Versions: {', '.join(f'{name} {version}' for name, version in setup['versions'].items())}",
+        f"- Versions: {', '.join(f'{name} {version}' for name, version in summary['versions'].items())}",
         "", "Every image is in images/ with its settings in the PNG; results.jsonl has one row per image "
         "(settings, AUs read, CLIP-I), neutral.jsonl the reference images.", "",
     ]
@@ -152,7 +154,7 @@ def _plot_clip_i(rows: list[dict[str, Any]], path: Path) -> None:
 
 def compare(ours: Path, other: Path) -> str:
     """The differences between two report folders: headline numbers, per AU, and what made them."""
-    mine, theirs = (json.loads((Path(folder) / SUMMARY).read_text()) for folder in (ours, other))
+    mine, theirs = read_summary(ours), read_summary(other)
     lines = [f"{'':28}{'this':>10}{'other':>10}{'change':>10}"]
 
     def row(label: str, a: float | None, b: float | None) -> None:
@@ -162,12 +164,24 @@ def compare(ours: Path, other: Path) -> str:
     for group in GROUPS:
         for metric in ("au_mse", "clip_i"):
             row(f"{GROUP_TITLES[group]} {metric}", mine["summary"]["groups"][group][metric],
-                theirs["summary"]["groups"][group][metric])
+                theirs["summary"]["groups"].get(group, {}).get(metric))
     for name, value in mine["summary"]["per_au"].items():
         row(f"  {name} AU MSE", value, theirs["summary"]["per_au"].get(name))
-    for key in ("options", "setup", "au_reader", "clip"):
-        for name in sorted(set(mine[key]) | set(theirs[key])):
-            if mine[key].get(name) != theirs[key].get(name):
-                lines.append(f"{key} {name}: this {json.dumps(mine[key].get(name))}, "
-                             f"other {json.dumps(theirs[key].get(name))}")
+    for key in ("options", "models", "au_reader", "clip", "versions", "rendered_with"):
+        for name in sorted(set(mine.get(key, {})) | set(theirs.get(key, {}))):
+            this, that = mine.get(key, {}).get(name), theirs.get(key, {}).get(name)
+            if this != that:
+                lines.append(f"{key} {name}: this {json.dumps(this)}, other {json.dumps(that)}")
     return "\n".join(lines)
+
+
+def read_summary(folder: Path) -> dict[str, Any]:
+    """An evaluation folder's summary.json; InvalidInputError when the folder is not one."""
+    try:
+        summary = json.loads((Path(folder) / SUMMARY).read_text())
+    except (OSError, ValueError):
+        summary = None
+    numbers = summary.get("summary") if isinstance(summary, dict) else None
+    if not isinstance(numbers, dict) or not all(isinstance(numbers.get(key), dict) for key in ("groups", "per_au")):
+        raise InvalidInputError(f"{Path(folder).name} is not a finished evaluation: it has no readable {SUMMARY}.")
+    return summary

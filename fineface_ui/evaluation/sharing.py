@@ -1,9 +1,10 @@
 """Work shared between the processes `accelerate launch` starts (one per GPU), and kept on disk so that a
 run stopped at any point resumes where it was.
 
-Each process appends the rows of what it finished to its own part file; what is in any part file is done
-and is never made again; the main process merges the parts once every process is through. Run without a
-launcher, it is one process doing all of it.
+Each process appends the rows of what it finished to its own part file: a row written means its work is
+done and is not made again. The main process merges the parts into one file at the start of a phase (what
+a stopped run left) and once every process is through. Run without a launcher, it is one process doing
+all of it.
 """
 
 from __future__ import annotations
@@ -58,6 +59,23 @@ class Workers:
         """Until every process has reached this point."""
         self.state.wait_for_everyone()
 
+    def gather(self, items: list[Item]) -> list[Item]:
+        """Every process's `items`, one list, in every process."""
+        from accelerate.utils import gather_object
+
+        return gather_object(items)
+
+    def rows_at_start(self, folder: Path, stem: str, key: str, order: Sequence[Any]) -> list[dict[str, Any]]:
+        """The rows done before this phase, the same in every process. The main process first merges what an
+        earlier run left in part files: from here on the parts hold only this run's rows, so a row made again
+        comes after (and wins over) its old one."""
+        if self.is_main:
+            merge_rows(folder, stem, key, order)
+        self.wait()
+        rows = read_rows([Path(folder) / f"{stem}.jsonl"])
+        self.wait()  # every process has read them before any writes more
+        return rows
+
 
 def part_file(folder: Path, stem: str, rank: int) -> Path:
     return Path(folder) / PARTS / f"{stem}-{rank}.jsonl"
@@ -67,8 +85,12 @@ def append_rows(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     """Add rows to a part file in one write, flushed to disk: a row there means its work is done."""
     text = "".join(json.dumps(row) + "\n" for row in rows)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as file:
-        file.write(text)
+    with path.open("a+b") as file:  # appends go to the end whatever the position read from
+        if file.seek(0, os.SEEK_END):
+            file.seek(-1, os.SEEK_END)
+            if file.read(1) != b"\n":  # a row a stopped process cut off: end it, so it costs only itself
+                text = "\n" + text
+        file.write(text.encode())
         file.flush()
         os.fsync(file.fileno())
 
@@ -88,26 +110,23 @@ def read_rows(paths: Iterable[Path]) -> list[dict[str, Any]]:
     return rows
 
 
-def rows_so_far(folder: Path, stem: str) -> list[dict[str, Any]]:
-    """The rows of the merged file `<stem>.jsonl` and of every part file not merged yet (from any number of
-    processes: a resumed run may be launched with another count)."""
-    return read_rows([Path(folder) / f"{stem}.jsonl", *sorted((Path(folder) / PARTS).glob(f"{stem}-*.jsonl"))])
-
-
 def merge_rows(folder: Path, stem: str, key: str, order: Sequence[Any]) -> list[dict[str, Any]]:
-    """Write `<stem>.jsonl` with every row so far, one per `key`, in `order`; then drop the parts."""
-    # The newest row of a key wins: parts come after the merged file, and a row is only written again when
-    # its work was done again.
-    by_key = {row[key]: row for row in rows_so_far(folder, stem)}
-    position = {name: index for index, name in enumerate(order)}
-    rows = sorted(by_key.values(), key=lambda row: position.get(row[key], len(position)))
+    """Write `<stem>.jsonl` with one row per `key` in `order` (rows of work no longer asked for are dropped),
+    from the merged file and the part files of any number of processes; then delete the parts."""
+    parts = sorted((Path(folder) / PARTS).glob(f"{stem}-*.jsonl"))
+    # The last row of a key wins: parts come after the merged file and hold only the run's own rows.
+    by_key = {row[key]: row for row in read_rows([Path(folder) / f"{stem}.jsonl", *parts])}
+    rows = [by_key[name] for name in order if name in by_key]
     merged = Path(folder) / f"{stem}.jsonl"
+    merged.parent.mkdir(parents=True, exist_ok=True)
     temporary = merged.with_suffix(".jsonl.tmp")
-    temporary.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with temporary.open("w") as file:
+        file.write("".join(json.dumps(row) + "\n" for row in rows))
+        file.flush()
+        os.fsync(file.fileno())  # on disk before the parts it replaces are deleted
     temporary.replace(merged)  # a run stopped while merging keeps the old file and the parts
-    parts = Path(folder) / PARTS
-    for part in parts.glob(f"{stem}-*.jsonl"):
+    for part in parts:
         part.unlink()
-    if parts.is_dir() and not any(parts.iterdir()):
-        parts.rmdir()
+    if (Path(folder) / PARTS).is_dir() and not any((Path(folder) / PARTS).iterdir()):
+        (Path(folder) / PARTS).rmdir()
     return rows

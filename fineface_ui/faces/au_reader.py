@@ -21,7 +21,7 @@ from ..hub import weights
 from ..hub.model_sources import AU_READER, DETECTOR_FILE
 from ..hub.pinned import pinned_path, sha256_of
 from .alignment import INPUT_SIDE, aligned_face, network_input
-from .detection import DetectedFace, Detection, default_providers, largest_face
+from .detection import DetectedFace, Detection, Provider, default_providers, largest_face
 from .model_pack import find_model_pack, pack_shown
 from .photos import Photo, load_rgb, photo_label
 
@@ -47,7 +47,7 @@ class AUReader:
     missing) on the first read, or on load()."""
 
     def __init__(self, model: str | Path | None = None, face_pack: str | Path | None = None,
-                 providers: list[str] | None = None, det_size: tuple[int, int] = (640, 640)) -> None:
+                 providers: list[Provider] | None = None, det_size: tuple[int, int] = (640, 640)) -> None:
         self.model_path = Path(model) if model is not None else None  # None: the pinned file, found on load
         self.pack = find_model_pack(face_pack)
         self.providers = list(providers) if providers is not None else default_providers()

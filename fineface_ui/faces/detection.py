@@ -12,12 +12,17 @@ import onnxruntime
 
 from .photos import MAX_SIDE
 
+Provider = str | tuple[str, dict[str, int]]  # ONNX Runtime's: a name, or a name with its options
 
-def default_providers() -> list[str]:
-    """CUDA first when onnxruntime offers it, CPU always as the fallback."""
-    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
+
+def default_providers(device: str | None = None) -> list[Provider]:
+    """CUDA first when onnxruntime offers it, CPU always as the fallback. A `device` such as "cuda:1" puts the
+    CUDA sessions on that GPU (one process per GPU would otherwise crowd them all onto GPU 0)."""
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        return ["CPUExecutionProvider"]
+    kind, _, index = str(device or "").partition(":")
+    cuda = ("CUDAExecutionProvider", {"device_id": int(index)}) if kind == "cuda" and index else "CUDAExecutionProvider"
+    return [cuda, "CPUExecutionProvider"]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 
 from ..errors import CheckpointError, InvalidInputError, NoFaceError
 from ..hub import weights
-from .detection import DetectedFace, default_providers, largest_face
+from .detection import DetectedFace, Provider, default_providers, largest_face
 from .model_pack import find_model_pack, pack_shown
 from .photos import Photo, load_rgb, photo_label
 
@@ -55,7 +55,7 @@ class FaceEmbedder:
     def __init__(
         self,
         root: str | Path | None = None,
-        providers: list[str] | None = None,
+        providers: list[Provider] | None = None,
         det_size: tuple[int, int] = (640, 640),
     ) -> None:
         if len(det_size) != 2 or any(int(side) <= 0 or int(side) % 32 for side in det_size):

@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from ..errors import InvalidInputError
+from ..hub.weights import without_paths
 
 Photo = Image.Image | np.ndarray | str | os.PathLike
 # Beyond this the face detector (which works at 640x640 anyway) gains nothing, while hashing, resizing
@@ -45,7 +46,7 @@ def load_rgb(photo: Photo, label: str = "the photo") -> np.ndarray:
         except Exception as exc:  # Pillow reports corrupt files as OSError, SyntaxError, struct.error, ...
             raise InvalidInputError(
                 f"{label} could not be read as an image; the file may be damaged or not a photo "
-                f"(use JPEG, PNG or WebP). Details: {exc}"
+                f"(use JPEG, PNG or WebP). Details: {without_paths(str(exc))}"
             ) from exc
     if isinstance(photo, Image.Image):
         try:
