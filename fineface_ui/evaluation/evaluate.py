@@ -154,8 +154,8 @@ class Evaluation:
         return {name: round(value, 4) for name, value in reading.aus.items()}, face
 
 
-# Images do not depend on how cases are batched (each has its own noise from the prompt's seed), so a run
-# that ran out of GPU memory may resume with smaller batches.
+# Every case starts from its prompt seed's noise whatever its batch (batching changes at most float
+# rounding), so a run that ran out of GPU memory may resume with smaller batches.
 RESUMABLE_WITH_ANOTHER = {"batch_size"}
 
 
