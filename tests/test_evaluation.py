@@ -70,6 +70,16 @@ def test_batches_hold_one_prompt_each_and_do_not_depend_on_the_process_count():
     assert all(len({case.prompt_index for case in group}) == 1 and len(group) <= 3 for group in groups)
 
 
+def test_processes_get_even_shares_of_images_even_when_batches_differ_in_size():
+    from fineface_ui.evaluation.sharing import share_of
+
+    groups = batches(paper_cases(24), 8)  # one or two images each: the cases of one prompt
+    shares = [share_of(groups, rank, 2, len) for rank in range(2)]
+    assert sorted(map(id, shares[0] + shares[1])) == sorted(map(id, groups))  # each batch once
+    assert abs(sum(map(len, shares[0])) - sum(map(len, shares[1]))) <= 2
+    assert [share_of(list("abcde"), rank, 2, lambda item: 1) for rank in range(2)] == [list("ace"), list("bd")]
+
+
 def test_au_mse_is_the_mean_over_images_of_the_squared_distance_over_the_twelve_aus():
     asked = dict.fromkeys(AU_NAMES, 0.0) | {"AU12": 4.0}
     read = dict.fromkeys(AU_NAMES, 0.0) | {"AU12": 3.0, "AU6": 2.0}

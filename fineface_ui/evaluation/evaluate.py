@@ -101,7 +101,7 @@ class Evaluation:
             # An image deleted since is made again (its new row replaces the old one when merged).
             done = {row["case"] for row in rows if (self.out / row["image"]).is_file()}
             work = self.workers.share(batches([case for case in todo if case.case_id not in done],
-                                              1 if stem == NEUTRAL_ROWS else self.options.batch_size))
+                                              1 if stem == NEUTRAL_ROWS else self.options.batch_size), size=len)
             label = f"{stem} (process {self.workers.rank + 1} of {self.workers.count})"
             with tqdm(total=sum(map(len, work)), desc=label, unit="image") as progress:
                 for batch in work:

@@ -13,7 +13,7 @@ import json
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Iterable, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 import torch
 
@@ -25,7 +25,8 @@ WAIT_LIMIT = timedelta(days=2)
 
 
 class Workers:
-    """This process's place among those launched: its rank, its device, its share of a list of work."""
+    """This process's place among those Accelerate launched (its PartialState): its rank, its device, its share
+    of a list of work."""
 
     def __init__(self) -> None:
         from accelerate import PartialState
@@ -50,10 +51,9 @@ class Workers:
     def device(self) -> torch.device:
         return self.state.device
 
-    def share(self, items: Sequence[Item]) -> list[Item]:
+    def share(self, items: Sequence[Item], size: Callable[[Item], int] = lambda item: 1) -> list[Item]:
         """This process's part of `items` (every process must pass the same list)."""
-        with self.state.split_between_processes(list(items)) as part:
-            return list(part)
+        return share_of(items, self.rank, self.count, size)
 
     def wait(self) -> None:
         """Until every process has reached this point."""
@@ -75,6 +75,19 @@ class Workers:
         rows = read_rows([Path(folder) / f"{stem}.jsonl"])
         self.wait()  # every process has read them before any writes more
         return rows
+
+
+def share_of(items: Sequence[Item], rank: int, count: int, size: Callable[[Item], int]) -> list[Item]:
+    """Process `rank`'s part of `items` among `count`: each item, in order, goes to the process with the least
+    work so far, so shares are even when items differ in `size` (the batches of a quick run hold one or two
+    images; Accelerate's split_between_processes counts items, not images)."""
+    load, mine = [0] * count, []
+    for item in items:
+        owner = load.index(min(load))
+        load[owner] += size(item)
+        if owner == rank:
+            mine.append(item)
+    return mine
 
 
 def part_file(folder: Path, stem: str, rank: int) -> Path:
