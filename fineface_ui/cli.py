@@ -9,13 +9,19 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .errors import FineFaceError, InvalidInputError
-from .settings import PROMPT, SETTINGS, SPEC
+from .settings import PROMPT, SETTINGS, SPEC, Setting
 
 if TYPE_CHECKING:
     from .faces.au_reader import AUReader
+
+
+def _add_setting(parser: argparse.ArgumentParser, setting: Setting, default: Any) -> None:
+    """A setting's flag, its accepted values and default in the help."""
+    parser.add_argument(setting.flag, dest=setting.name, type=setting.kind, choices=setting.choices or None,
+                        default=default, help=f"{setting.help} ({setting.accepted()}; default {setting.default!r})")
 
 
 def _generate_parser(commands: argparse._SubParsersAction) -> None:
@@ -29,8 +35,7 @@ def _generate_parser(commands: argparse._SubParsersAction) -> None:
                         help="copy the expression of the face in PHOTO (read with LibreFace); --au values win")
     for setting in SETTINGS:
         # No argparse default: a setting not given keeps the value of --from, else the spec's default.
-        parser.add_argument(setting.flag, dest=setting.name, type=setting.kind, choices=setting.choices or None,
-                            help=f"{setting.help} ({setting.accepted()}; default {setting.default!r})")
+        _add_setting(parser, setting, default=None)
     parser.add_argument("--out", type=Path, default=Path("fineface.png"))
     parser.add_argument("--device", help="cuda, cpu, ... (default: cuda when available)")
     parser.add_argument("--base-model", help="SD 2.1 base: Hub repo id or local diffusers folder")
@@ -73,11 +78,9 @@ def _eval_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--variant", choices=VARIANTS, default="sd21",
                         help="sd21: text + AUs; sd15-identity: text + AUs + the face of --face")
     parser.add_argument("--face", type=Path, help="the identity photo of --variant sd15-identity")
-    for name in ("scheduler", "num_inference_steps", "guidance_scale", "lora_scale"):
-        setting = SPEC[name]
-        parser.add_argument(setting.flag, dest=name, type=setting.kind, choices=setting.choices or None,
-                            default=None if name == "lora_scale" else setting.default,
-                            help=f"{setting.help} (default {setting.default!r})")
+    for name in ("scheduler", "num_inference_steps", "guidance_scale"):
+        _add_setting(parser, SPEC[name], default=SPEC[name].default)
+    _add_setting(parser, SPEC["lora_scale"], default=None)  # None: the strength the LoRA was trained with
     parser.add_argument("--limit", type=int, help="a quick subset of N images, drawn evenly from the 1,650")
     parser.add_argument("--batch-size", type=int, default=8, help="images per pipeline call (default 8)")
     parser.add_argument("--clip", help="CLIP model for CLIP-I: Hub repo id or folder (default "

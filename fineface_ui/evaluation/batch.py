@@ -9,6 +9,7 @@ processes like the evaluation (sharing.py).
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 from dataclasses import dataclass
@@ -33,6 +34,11 @@ class Line:
     number: int  # 1-based, as editors show it
     settings: GenerationSettings
     photo: Path | None
+
+    @functools.cached_property
+    def photo_sha256(self) -> str | None:
+        """The photo as the metadata records it: hashed once, read by both the resume check and the row."""
+        return sha256_of(self.photo) if self.photo is not None else None
 
     @property
     def file_name(self) -> str:
@@ -99,7 +105,7 @@ def render(studio: Studio, line: Line, out: Path) -> dict[str, Any]:
     settings = {name: recorded[name] for name in line.settings.as_dict()}
     return {"file_name": line.file_name, "line": line.number, **settings, "aus": recorded["aus"][0],
             "pipeline": recorded["pipeline"], "measured_aus": measured,
-            "photo_sha256": sha256_of(line.photo) if line.photo is not None else None}
+            "photo_sha256": line.photo_sha256}
 
 
 def made_from(row: dict[str, Any] | None, line: Line) -> bool:
@@ -112,8 +118,7 @@ def made_from(row: dict[str, Any] | None, line: Line) -> bool:
     lora_scale = asked.pop("lora_scale")
     if lora_scale is not None and line.photo is None and row.get("lora_scale") != lora_scale:
         return False
-    photo = sha256_of(line.photo) if line.photo is not None else None
-    return row.get("photo_sha256") == photo and all(row.get(name) == value for name, value in asked.items())
+    return row.get("photo_sha256") == line.photo_sha256 and all(row.get(name) == value for name, value in asked.items())
 
 
 def run_batch(settings_file: Path, out: Path, random_weights: bool = False) -> list[Problem]:

@@ -22,7 +22,7 @@ from ..errors import FineFaceError, InvalidInputError, NoFaceError
 from ..hub.pinned import sha256_of
 from ..hub.versions import library_versions
 from ..png_info import save_png
-from ..settings import GenerationSettings
+from ..settings import SPEC, GenerationSettings
 from ..studio import Studio
 from .clip_similarity import ClipImageEncoder, clip_i
 from .protocol import NEUTRAL, VARIANTS, Case, neutral_case, paper_cases
@@ -40,9 +40,9 @@ class EvalOptions:
 
     variant: str = "sd21"
     face: Path | None = None  # the identity photo of sd15-identity
-    scheduler: str = "dpm++"
-    num_inference_steps: int = 25
-    guidance_scale: float = 7.5
+    scheduler: str = SPEC["scheduler"].default
+    num_inference_steps: int = SPEC["num_inference_steps"].default
+    guidance_scale: float = SPEC["guidance_scale"].default
     lora_scale: float | None = None  # None: the strength the LoRA was trained with
     limit: int | None = None
     clip: str | None = None  # a CLIP repo id or folder; None: openai/clip-vit-large-patch14

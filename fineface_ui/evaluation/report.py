@@ -110,12 +110,17 @@ def _markdown(summary: dict[str, Any], random_weights: bool) -> str:
     return "\n".join(lines)
 
 
-def _plot_calibration(calibration: dict[str, dict[str, float | None]], path: Path) -> None:
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display is needed
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _plot_calibration(calibration: dict[str, dict[str, float | None]], path: Path) -> None:
+    plt = _pyplot()
     figure, axes = plt.subplots(3, 4, figsize=(12, 9), sharex=True, sharey=True)
     for axis, au in zip(axes.flat, ACTION_UNITS, strict=True):
         points = [(level, calibration[au.name][str(level)]) for level in INTENSITIES]
@@ -134,11 +139,7 @@ def _plot_calibration(calibration: dict[str, dict[str, float | None]], path: Pat
 
 
 def _plot_clip_i(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     figure, axis = plt.subplots(figsize=(7, 4))
     for group in GROUPS:
         values = [row["clip_i"] for row in rows if row["group"] == group]
