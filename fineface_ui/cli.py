@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from .errors import FineFaceError, InvalidInputError
-from .settings import PROMPT, SETTINGS, SPEC, Setting
+from .settings import PROMPT, SETTINGS, SPEC, UPSCALE_SETTINGS, Setting
 
 if TYPE_CHECKING:
     from .faces.au_reader import AUReader
@@ -36,6 +36,10 @@ def _generate_parser(commands: argparse._SubParsersAction) -> None:
     for setting in SETTINGS:
         # No argparse default: a setting not given keeps the value of --from, else the spec's default.
         _add_setting(parser, setting, default=None)
+    for setting in UPSCALE_SETTINGS:  # given: the image is upscaled before it is written
+        parser.add_argument(setting.flag, dest=f"upscale_{setting.name}", type=setting.kind, default=None,
+                            help=f"{setting.help} ({setting.accepted()}; default {setting.default!r}); "
+                            "given, the image is upscaled and redrawn before it is written")
     parser.add_argument("--out", type=Path, default=Path("fineface.png"))
     parser.add_argument("--device", help="cuda, cpu, ... (default: cuda when available)")
     parser.add_argument("--base-model", help="SD 2.1 base: Hub repo id or local diffusers folder")
@@ -98,7 +102,7 @@ def generate(args: argparse.Namespace) -> Path:
     from .engine.acceleration import Acceleration
     from .engine.pipeline import default_device_and_dtype
     from .png_info import read_settings, save_png
-    from .settings import GenerationSettings
+    from .settings import GenerationSettings, Upscale
     from .studio import Studio
 
     stored = read_settings(args.from_png) if args.from_png else {}
@@ -126,7 +130,11 @@ def generate(args: argparse.Namespace) -> Path:
         if args.au is not None:  # the AUs given, over those copied from a photo (not over those of --from)
             values["aus"] = [{**copied, **parse_au_string(",".join(args.au))}]
         settings = GenerationSettings.create(values.pop("prompt"), values.pop("aus")[0], **values)
+        upscale = {setting.name: getattr(args, f"upscale_{setting.name}") for setting in UPSCALE_SETTINGS}
+        upscale = Upscale.create(**{name: value for name, value in upscale.items() if value is not None})
         result = studio.generate(settings, photos=args.face)
+        if args.upscale_scale is not None or args.upscale_strength is not None:
+            result = studio.upscale(settings, result.output.images[0], args.face, upscale=upscale)
     return save_png(result.output.images[0], args.out, result.output.metadata_for(0))
 
 

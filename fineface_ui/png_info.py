@@ -33,6 +33,9 @@ def a1111_parameters(metadata: dict[str, Any]) -> str:
     }
     if metadata.get("lora_scale") is not None:
         fields["LoRA scale"] = metadata["lora_scale"]
+    if "upscale" in metadata:  # A1111's names for its own "hires fix": Size stays the first pass's
+        fields["Hires upscale"] = metadata["upscale"]["scale"]
+        fields["Denoising strength"] = metadata["upscale"]["strength"]
     lines = [metadata["prompt"]]
     if metadata.get("negative_prompt"):
         lines.append(f"Negative prompt: {metadata['negative_prompt']}")

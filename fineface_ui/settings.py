@@ -122,6 +122,44 @@ SPEC = {setting.name: setting for setting in SETTINGS}
 PROMPT = Setting("prompt", "Prompt", "--prompt", str, "", "the picture to make")
 
 
+# Upscaling a result ("hires fix"): a larger copy of the image denoised again, lightly, by the same pipeline.
+UPSCALE_SETTINGS: tuple[Setting, ...] = (
+    Setting("scale", "Upscale factor", "--upscale", float, 2.0,
+            "how many times larger each side becomes (the sides are rounded to a multiple of 64)",
+            low=1.25, high=2, step=0.25),
+    # 0.4 redraws skin and hair at the new size but keeps the face and its expression; near 1 it is a new image.
+    Setting("strength", "Upscale strength", "--upscale-strength", float, 0.4,
+            "how much the upscaled image is redrawn (0.4 keeps the face; 1 draws anew)", low=0.05, high=1, step=0.05),
+)
+UPSCALE_SPEC = {setting.name: setting for setting in UPSCALE_SETTINGS}
+# The UNet's latents shrink each side 8 times and its blocks halve them 3 times more.
+SIZE_MULTIPLE = 64
+
+
+@dataclass(frozen=True)
+class Upscale:
+    """How a result is upscaled: its sides `scale` times longer, then redrawn at `strength`."""
+
+    scale: float = UPSCALE_SPEC["scale"].default
+    strength: float = UPSCALE_SPEC["strength"].default
+
+    @classmethod
+    def create(cls, **values: Any) -> "Upscale":
+        unknown = set(values) - set(UPSCALE_SPEC)
+        if unknown:
+            raise InvalidInputError(f"Unknown upscale setting(s): {', '.join(sorted(unknown))}.")
+        return cls(**{name: UPSCALE_SPEC[name].check(value) for name, value in values.items()})
+
+    def size(self, width: int, height: int) -> tuple[int, int]:
+        """The upscaled (width, height): each side `scale` times longer, to the nearest multiple of 64."""
+        return tuple(max(SIZE_MULTIPLE, round(side * self.scale / SIZE_MULTIPLE) * SIZE_MULTIPLE)
+                     for side in (width, height))  # type: ignore[return-value]
+
+    def steps(self, num_inference_steps: int) -> int:
+        """The denoising steps that run: the last `strength` of the schedule, as diffusers' img2img takes it."""
+        return min(int(num_inference_steps * self.strength), num_inference_steps)
+
+
 def is_au_list(aus: Any) -> bool:
     """Whether `aus` is several AU settings (one per image) rather than one; twelve numbers are one."""
     return isinstance(aus, (list, tuple)) and any(isinstance(item, (Mapping, str, list, tuple)) for item in aus)

@@ -24,7 +24,8 @@ from .faces.au_reader import AUReader, AUReading
 from .faces.detection import default_providers
 from .faces.embedder import FaceEmbedder, FaceEmbeddings
 from .faces.model_pack import ensure_model_pack
-from .settings import GenerationSettings
+from .faces.photos import Photo, load_rgb
+from .settings import GenerationSettings, Upscale
 
 _open_studios: weakref.WeakValueDictionary[int, "Studio"] = weakref.WeakValueDictionary()
 
@@ -145,3 +146,13 @@ class Studio:
             return self.text_pipeline().generate_preview(settings)[-1]
         faces = self.face_embedder().embed(list(photos))
         return self.identity_pipeline().generate_preview(settings, faces.embeddings)[-1]
+
+    def upscale(self, settings: GenerationSettings, image: Photo, photos: Sequence[Any] = (),
+                on_step: StepCallback | None = None, *, upscale: Upscale = Upscale()) -> StudioResult:
+        """`image`, made with `settings` (and the faces in `photos`), larger and redrawn (FineFacePipeline.upscale)."""
+        picture = Image.fromarray(load_rgb(image, "the image to upscale"))
+        if not photos:
+            return StudioResult(self.text_pipeline().upscale(picture, settings, None, upscale, on_step), None)
+        faces = self.face_embedder().embed(list(photos))
+        return StudioResult(self.identity_pipeline().upscale(picture, settings, faces.embeddings, upscale, on_step),
+                            faces)

@@ -32,9 +32,9 @@ def generate(client, fast):
     return call
 
 
-def test_only_generate_preview_sweep_and_read_aus_are_public_endpoints(client):
+def test_only_the_documented_endpoints_are_public(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert set(endpoints) == {"/generate", "/preview", "/sweep", "/read_aus"}
+    assert set(endpoints) == {"/generate", "/preview", "/sweep", "/upscale", "/read_aus"}
 
 
 @pytest.mark.parametrize("endpoint", ["/generate", "/preview", "/sweep"])
@@ -189,3 +189,26 @@ def test_read_aus_names_a_photo_without_a_face_and_refuses_no_photos(client, tmp
                                handle_file(blank_photo(tmp_path / "empty_wall.png"))], api_name="/read_aus")
     with pytest.raises(AppError, match="at least one photo"):
         client.predict(photos=[], api_name="/read_aus")
+
+
+def test_upscale_redraws_a_png_of_this_app_larger_with_its_settings(client, generate, pixels):
+    source, made = generate(aus="AU12=4", seed=9, num_inference_steps=4)
+    path, metadata = client.predict(image=handle_file(source), scale=2, strength=0.5, api_name="/upscale")
+    assert pixels(path).shape == (512, 512, 3)
+    assert read_settings(path)["upscale"] == {"scale": 2, "strength": 0.5, "width": 512, "height": 512}
+    assert metadata["aus"] == made["aus"] and metadata["seed"] == 9
+    with pytest.raises(AppError, match="upscaled already"):
+        client.predict(image=handle_file(path), api_name="/upscale")
+
+
+def test_upscale_refuses_an_image_without_settings_and_a_face_image_without_its_photos(client, tmp_path):
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (64, 64)).save(plain)
+    with pytest.raises(AppError, match="has no FineFace settings"):
+        client.predict(image=handle_file(plain), api_name="/upscale")
+    face, _ = client.predict(prompt="a face", aus="AU12=1", num_inference_steps=4, height=256, width=256,
+                             photos=[handle_file(face_picture(tmp_path / "me.png"))], api_name="/generate")
+    with pytest.raises(AppError, match=r"made from 1 face photo\(s\): send them in photos"):
+        client.predict(image=handle_file(face), api_name="/upscale")
+    with pytest.raises(AppError, match="Upscale factor must be between 1.25 and 2"):
+        client.predict(image=handle_file(face), scale=3, api_name="/upscale")

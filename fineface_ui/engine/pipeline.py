@@ -12,18 +12,19 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
-from diffusers import AutoencoderTiny, StableDiffusionPipeline
+from diffusers import AutoencoderTiny, StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 from PIL import Image
 
 from ..aus import AUValues, au_vector
 from ..errors import GPUMemoryError, InvalidInputError
 from ..hub.weights import resolve
-from ..settings import GenerationSettings
+from ..settings import GenerationSettings, Upscale
 from .acceleration import Acceleration, WarmedForward, accelerate, warming
 from .attention import FineFaceAttnProcessor, request_addresses
 from .au_encoder import AUEncoder
@@ -71,6 +72,9 @@ class FineFacePipeline:
         self.lora = lora  # None: this variant has no LoRA
         self.identity = identity  # None: this variant takes no face
         self.preview_decoder = preview_decoder  # TAESD: decodes few-step previews in milliseconds
+        # Upscaling's image-to-image pass: diffusers' own, on the very same modules (adapters included).
+        self.img2img = StableDiffusionImg2ImgPipeline.from_pipe(sd)
+        self.img2img.set_progress_bar_config(disable=True)  # progress goes through on_step, as for `sd`
         self.schedulers = build_schedulers(sd.scheduler)
         # (prompt, negative prompt) -> their embeddings and how many tokens of each CLIP cut off
         self._prompt_cache: OrderedDict[tuple[str, str], tuple] = OrderedDict()
@@ -201,9 +205,7 @@ class FineFacePipeline:
         """The images of `settings` in batches, and the tokens CLIP cut from the prompts."""
         face_embeds = getattr(face_embeds, "embeddings", face_embeds)
         with self._lock:
-            if self.lora is not None and settings.lora_scale is not None and settings.lora_scale != self.lora.scale:
-                self.lora.set_scale(settings.lora_scale)
-            *prompts, dropped = self._prompt_embeddings(settings.prompt, settings.negative_prompt)
+            *prompts, dropped = self._prepare(settings)
             steps = settings.num_inference_steps
             total = steps * math.ceil(len(settings.aus) / self.images_per_batch)
             glimpses = glimpser(self.decode_quickly, on_preview, steps)
@@ -212,6 +214,51 @@ class FineFacePipeline:
                 report = step_reporter(on_step, total, index * steps, glimpses)
                 images += self._run_batch(batch, face_embeds, prompts, report, quick_decode)
         return images, dropped
+
+    @torch.no_grad()
+    def upscale(self, image: Image.Image, settings: GenerationSettings, face_embeds: Any = None,
+                upscale: Upscale = Upscale(), on_step: StepCallback | None = None) -> FineFaceOutput:
+        """`image` (made with `settings`, one AU setting) larger by `upscale.scale`, then redrawn at that size
+        by an image-to-image pass with the same prompt, AUs, identity and seed: the last `upscale.strength`
+        of the denoising schedule adds the detail the small image lacks and keeps the face."""
+        if len(settings.aus) != 1:
+            raise InvalidInputError(f"An upscale redraws one image: give one AU setting, not {len(settings.aus)}.")
+        steps = upscale.steps(settings.num_inference_steps)
+        if steps < 1:
+            raise InvalidInputError(f"Upscale strength {upscale.strength:g} of {settings.num_inference_steps} "
+                                    "steps runs no denoising step: raise the strength or the steps.")
+        width, height = upscale.size(*image.size)
+        larger = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
+        face_embeds = getattr(face_embeds, "embeddings", face_embeds)
+        with self._lock:
+            positive, negative, dropped = self._prepare(settings)
+            self._begin_request(settings, face_embeds)
+            try:
+                with readable_memory_errors():
+                    self.img2img.scheduler = self.schedulers[settings.scheduler]
+                    images = self.img2img(
+                        image=larger,
+                        strength=upscale.strength,
+                        prompt_embeds=positive,
+                        negative_prompt_embeds=negative,
+                        num_inference_steps=settings.num_inference_steps,
+                        guidance_scale=settings.guidance_scale,
+                        generator=[torch.Generator("cpu").manual_seed(settings.seed)],
+                        callback_on_step_end=step_reporter(on_step, steps),
+                    ).images
+            finally:
+                for adapter in self.adapters.values():
+                    adapter.end_request()
+        metadata = image_metadata(self, settings, face_embeds, dropped)
+        metadata["upscale"] = {**asdict(upscale), "width": width, "height": height}
+        return FineFaceOutput(images=images, metadata=metadata)
+
+    def _prepare(self, settings: GenerationSettings) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """Under the lock, before denoising: the LoRA at the strength asked for, and the prompts' embeddings
+        with the tokens CLIP cut from them."""
+        if self.lora is not None and settings.lora_scale is not None and settings.lora_scale != self.lora.scale:
+            self.lora.set_scale(settings.lora_scale)
+        return self._prompt_embeddings(settings.prompt, settings.negative_prompt)
 
     def decode_quickly(self, latents: torch.Tensor) -> list[Image.Image]:
         """Latents as pictures through TAESD: rough, in a fraction of the full VAE's time."""
@@ -274,10 +321,9 @@ class FineFacePipeline:
 
     def _denoise(self, settings: GenerationSettings, positive: torch.Tensor, negative: torch.Tensor,
                  report: Callable[..., dict] | None, output_type: str = "pil") -> Any:
-        """diffusers' denoising loop and decode (none for output_type "latent"); out of GPU memory becomes
-        a GPUMemoryError."""
+        """diffusers' denoising loop and decode (none for output_type "latent")."""
         count = len(settings.aus)
-        try:
+        with readable_memory_errors():
             self.sd.scheduler = self.schedulers[settings.scheduler]
             return self.sd(
                 prompt_embeds=positive,
@@ -292,7 +338,14 @@ class FineFacePipeline:
                 callback_on_step_end=report,
                 output_type=output_type,
             ).images
-        except torch.OutOfMemoryError:
-            log.warning("out of GPU memory", exc_info=True)
-            torch.cuda.empty_cache()
-            raise GPUMemoryError(GPUMemoryError.MESSAGE) from None
+
+
+@contextmanager
+def readable_memory_errors() -> Iterator[None]:
+    """Out of GPU memory in a denoising loop becomes a GPUMemoryError, whose message says what to try."""
+    try:
+        yield
+    except torch.OutOfMemoryError:
+        log.warning("out of GPU memory", exc_info=True)
+        torch.cuda.empty_cache()
+        raise GPUMemoryError(GPUMemoryError.MESSAGE) from None

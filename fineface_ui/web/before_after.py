@@ -21,8 +21,9 @@ NEUTRAL = (au_dict(None),)
 
 
 def twin_key(key: tuple) -> tuple:
-    """The image key (handlers.image_key) of the all-AUs-0 twin of the image with `key`."""
-    settings, photos = key
+    """The image key (handlers.image_key) of the all-AUs-0 twin of the image with `key` (an upscaled
+    image's key adds its upscale to its source's key: the twin is the source's)."""
+    settings, photos = key[:2]
     return replace(settings, aus=NEUTRAL), photos
 
 

@@ -20,7 +20,7 @@ from ..errors import InvalidInputError, NoFaceError
 from ..faces.detection import DetectedFace
 from ..faces.embedder import draw_face_box
 from ..presets import PRESETS, preset_aus
-from ..settings import FACE, MAX_IMAGES_PER_CALL, MAX_SEED, SETTINGS, SPEC, TEXT, GenerationSettings
+from ..settings import FACE, MAX_IMAGES_PER_CALL, MAX_SEED, SETTINGS, SPEC, TEXT, GenerationSettings, Upscale
 from .before_after import NEUTRAL, rendered, save_result, shown_pair, twin_key
 from .named_download import named_link
 from .rendering import Backend, Glimpse, Stopped, create_settings, readable_errors
@@ -63,7 +63,7 @@ def render(backend: Backend, state: Session, photo_paths: list[str] | None, keep
     key = image_key(settings, photos)
     if keep and state.history and state.history[0].key == key:
         # Nothing changed (a number box losing focus, a slider dragged back): the same image, not a preview of it.
-        yield (shown_image(state.history[0].path), *[gr.skip()] * 5)
+        yield (show_newest(state), *[gr.skip()] * 5)
         return
     neutral_key = twin_key(key)
     with_twin = compare_shown and key != neutral_key and not (state.neutral and state.neutral.key == neutral_key)
@@ -78,7 +78,7 @@ def render(backend: Backend, state: Session, photo_paths: list[str] | None, keep
                 output = arrival.output
     except Stopped:
         gr.Info("Stopped.")
-        yield (shown_image(state.history[0].path) if state.history else None, *[gr.skip()] * 5)
+        yield (show_newest(state) if state.history else None, *[gr.skip()] * 5)
         return
     result = save_result(backend, state, output, len(output.images) - 1, key)
     twin = save_result(backend, state, output, 0, neutral_key) if with_twin else result if key == neutral_key else None
@@ -112,8 +112,15 @@ def shown_image(path: Path | str) -> dict[str, Any]:
     return gr.update(value=str(path), label=RESULT_LABEL)
 
 
+def show_newest(state: Session) -> dict[str, Any]:
+    """The newest result back on the page (after a Stop, or when nothing changed)."""
+    state.shown = state.history[0]
+    return shown_image(state.shown.path)
+
+
 def caption(metadata: dict[str, Any]) -> str:
-    return f"{format_aus(metadata['aus'][0])} · seed {metadata['seed']}"
+    upscaled = f" · x{metadata['upscale']['scale']:g}" if "upscale" in metadata else ""
+    return f"{format_aus(metadata['aus'][0])} · seed {metadata['seed']}{upscaled}"
 
 
 def history_items(state: Session) -> list[tuple[str, str]]:
@@ -138,7 +145,35 @@ def compare_view_shown(event: gr.SelectData) -> bool:
 def request_stop(state: Session) -> Any:
     """Stop the tab's render; its image goes back from the glimpse it was showing to the newest result."""
     state.stops += 1
-    return shown_image(state.history[0].path) if state.history else gr.skip()
+    return show_newest(state) if state.history else gr.skip()
+
+
+def upscale_result(backend: Backend, state: Session, scale: float, strength: float,
+                   progress: gr.Progress = gr.Progress(track_tqdm=True)) -> Any:
+    """The result on the page upscaled (FineFacePipeline.upscale) with the settings and face photos it was
+    made with, first in the history: the image, the history, its download and its settings."""
+    source = state.shown if state.shown in state.history else None
+    if source is None:
+        raise gr.Error("Render an image first: Upscale redraws the result shown, larger.", print_exception=False)
+    settings, photos = source.key[:2]
+    if len(source.key) > 2:
+        raise gr.Error("This image is upscaled already; upscale the image it was made from (click it in the "
+                       "history).", print_exception=False)
+    if not all(Path(photo).exists() for photo in photos):
+        raise gr.Error("The face photos of this image are gone: add the face again and render it before "
+                       "upscaling.", print_exception=False)
+    with readable_errors("Upscaling"):
+        upscale = Upscale.create(scale=scale, strength=strength)
+        settings = GenerationSettings.from_metadata(source.metadata)  # as made, not as the key compares them
+    try:
+        output = backend.upscale(settings, str(source.path), photos, upscale, progress, state).output
+    except Stopped:
+        gr.Info("Stopped.")
+        return [gr.skip()] * 4
+    metadata = output.metadata_for(0)
+    result = Result(backend.outputs.png(output.images[0], metadata, state), metadata, (*source.key, upscale))
+    backend.outputs.discard(state.remember(result, None))
+    return shown_image(result.path), shown_history(state), download_update(result), metadata
 
 
 def sweep_values(base: dict[str, float], au: str, start: Any, stop: Any, frames: Any) -> list[dict[str, float]]:

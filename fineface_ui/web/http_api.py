@@ -1,5 +1,5 @@
-"""The HTTP API: `/generate`, `/preview`, `/sweep` and `/read_aus`, typed endpoints (gr.api) whose parameters
-come from SETTINGS.
+"""The HTTP API: `/generate`, `/preview`, `/sweep`, `/upscale` and `/read_aus`, typed endpoints (gr.api)
+whose parameters come from SETTINGS.
 
 Every value is validated by GenerationSettings exactly as the page's are; a bad one comes back as a
 readable error.
@@ -17,7 +17,8 @@ from gradio_client.utils import is_file_obj_with_meta
 
 from ..aus import au_dict
 from ..errors import InvalidInputError
-from ..settings import SETTINGS, GenerationSettings, is_au_list
+from ..png_info import read_settings
+from ..settings import SETTINGS, UPSCALE_SETTINGS, GenerationSettings, Upscale, is_au_list
 from .handlers import sweep_values
 from .rendering import Backend, readable_errors
 from .session import API_CALLS_AT_ONCE
@@ -126,6 +127,25 @@ def sweep(backend: Backend, prompt: str, aus: str, au: str, start: float, stop: 
     return frames, gr.FileData(path=str(animation)), output.metadata
 
 
+def upscale(backend: Backend, image: Any, photos: Any, **options: Any) -> tuple[gr.FileData, dict]:
+    """A PNG this app made (its settings inside) larger by `scale` and redrawn at `strength` with the same
+    prompt, AUs and seed; an image made with face photos needs them again in `photos`."""
+    with call_photos(backend, photos) as paths, call_photos(backend, [image]) as [source]:
+        backend.outputs.discard_older_than(API_FILE_AGE_S, API_FILES)
+        with readable_errors("Upscaling"):
+            options = Upscale.create(**options)
+            metadata = read_settings(source)
+            if "upscale" in metadata:
+                raise InvalidInputError("This image is upscaled already: send the image it was made from.")
+            if metadata.get("faces") and not paths:
+                raise InvalidInputError(f"This image was made from {metadata['faces']} face photo(s): send them "
+                                        "in photos to upscale it with the same face.")
+            settings = GenerationSettings.from_metadata(metadata)
+        output = backend.upscale(settings, source, paths, options, no_progress).output
+    return gr.FileData(path=str(backend.outputs.png(output.images[0], output.metadata_for(0), API_FILES))), \
+        output.metadata
+
+
 def read_aus(backend: Backend, photos: Any) -> list[dict]:
     """Per photo, the twelve AU intensities (0..5, LibreFace's scale) of its largest face and where that face is."""
     with call_photos(backend, photos) as paths:
@@ -170,4 +190,7 @@ def add_api(backend: Backend) -> None:
                api_name=function.__name__, **API)
     gr.api(endpoint(sweep, backend, [*PROMPT_PARAMETERS, *SWEEP_PARAMETERS, PHOTOS_PARAMETER, *SETTING_PARAMETERS]),
            api_name="sweep", **API)
+    upscale_parameters = [_parameter(setting.name, setting.kind, setting.default) for setting in UPSCALE_SETTINGS]
+    gr.api(endpoint(upscale, backend, [_parameter("image", gr.FileData), PHOTOS_PARAMETER, *upscale_parameters]),
+           api_name="upscale", **API)
     gr.api(endpoint(read_aus, backend, [_parameter("photos", list[gr.FileData])]), api_name="read_aus", **API)

@@ -20,7 +20,7 @@ from PIL import Image
 from ..engine.previews import PreviewCallback
 from ..errors import FineFaceError, GPUMemoryError
 from ..faces.au_reader import AUReading
-from ..settings import GenerationSettings
+from ..settings import GenerationSettings, Upscale
 from ..studio import Studio, StudioResult
 from .session import OutputFolder, Session
 from .zero_gpu import on_gpu
@@ -120,6 +120,12 @@ def stream_readably(studio: Studio, settings: GenerationSettings, photos: Sequen
         on_step.abandoned = True  # left early (Stop, a closed tab): the run ends at its next step
 
 
+def upscale_readably(studio: Studio, settings: GenerationSettings, image: str, photos: Sequence[str],
+                     on_step: StepReporter, *, upscale: Upscale) -> StudioResult:
+    with readable_errors("Upscaling"):
+        return studio.upscale(settings, image, photos, on_step, upscale=upscale)
+
+
 def preview_readably(studio: Studio, settings: GenerationSettings, photos: Sequence[str]) -> Image.Image:
     with readable_errors():
         return studio.preview(settings, photos)
@@ -135,6 +141,7 @@ class Backend:
     generate: Callable[..., StudioResult] = field(default_factory=lambda: on_gpu(generate_readably))
     streamed: Callable[..., Iterator[Glimpse | StudioResult]] = field(default_factory=lambda: on_gpu(stream_readably))
     previewed: Callable[..., Image.Image] = field(default_factory=lambda: on_gpu(preview_readably))
+    upscaled: Callable[..., StudioResult] = field(default_factory=lambda: on_gpu(upscale_readably))
 
     def render(self, settings: GenerationSettings, photos: Sequence[str], progress: Callable[..., Any],
                session: Session | None = None) -> StudioResult:
@@ -149,6 +156,14 @@ class Backend:
         with readable_errors():
             self.load_face_models(photos)
             yield from self.streamed(self.studio, settings, list(photos), StepReporter(progress, session))
+
+    def upscale(self, settings: GenerationSettings, image: str, photos: Sequence[str], upscale: Upscale,
+                progress: Callable[..., Any], session: Session | None = None) -> StudioResult:
+        """`render`'s progress and Stop for an upscale of `image`, made with `settings` (and `photos`)."""
+        with readable_errors("Upscaling"):
+            self.load_face_models(photos)
+            return self.upscaled(self.studio, settings, image, list(photos), StepReporter(progress, session),
+                                 upscale=upscale)
 
     def preview(self, settings: GenerationSettings, photos: Sequence[str]) -> Image.Image:
         """A quick, rough image of `settings` (previews.py): no progress, no Stop, no result."""

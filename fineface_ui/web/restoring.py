@@ -37,6 +37,7 @@ def restore_from_history(state: Session, event: gr.SelectData) -> list[Any]:
     if result is None:
         gr.Warning("That image is no longer in this session's history.")
         return [gr.skip()] * (len(PAGE_VALUES) + 6)
+    state.shown = result
     return [*page_values(result.metadata), True, None, restored_photos(result.key[1]), shown_image(result.path),
             download_update(result), result.metadata]
 

@@ -49,6 +49,7 @@ class Session:
     """What one browser tab keeps on the server: its results and its Stop presses."""
 
     history: list[Result] = field(default_factory=list)  # newest first
+    shown: Result | None = None  # the result on the page: the newest, or the one clicked in the history
     neutral: Result | None = None  # the all-AUs-0 twin of the latest image, reused while only AUs change
     sweep_files: list[Path] = field(default_factory=list)
     sweep_au: str | None = None  # the AU the sweep files step through
@@ -72,6 +73,7 @@ class Session:
         shown_before = set(self.files())
         self.neutral = neutral or self.neutral
         self.history = [result, *self.history][:HISTORY_SIZE]
+        self.shown = result
         return shown_before - set(self.files())
 
 
@@ -138,7 +140,7 @@ class OutputFolder:
         with self._lock:
             if session.folder is None or not session.folder.is_dir():
                 if session.folder is not None:  # swept: what it pointed to is gone
-                    session.history, session.neutral, session.sweep_files = [], None, []
+                    session.history, session.shown, session.neutral, session.sweep_files = [], None, None, []
                     session.photos.clear()
                 session.folder = Path(tempfile.mkdtemp(prefix="session-", dir=self.root))
             os.utime(session.folder)

@@ -17,7 +17,7 @@ import gradio as gr
 
 from ..aus import ACCEPTED_RANGE, ACTION_UNITS, AU_NAMES, TRAINED_RANGE, ActionUnit
 from ..presets import PRESETS
-from ..settings import MAX_IMAGES_PER_CALL, SCHEDULERS, SPEC, TEXT
+from ..settings import MAX_IMAGES_PER_CALL, SCHEDULERS, SPEC, TEXT, UPSCALE_SPEC, Setting
 from ..studio import Studio
 from . import handlers, readouts, restoring
 from .before_after import show_before_after
@@ -63,9 +63,9 @@ READS = {"concurrency_id": "reader", "concurrency_limit": 4, "trigger_mode": "al
 Page = dict[str, Any]  # the page's components by name: settings and AUs by their own names
 
 
-def control(name: str, value: Any = None, **layout: Any) -> gr.components.Component:
+def control(name: str, value: Any = None, spec: dict[str, Setting] = SPEC, **layout: Any) -> gr.components.Component:
     """The page's control for one setting, with the range, default and help text of its spec."""
-    setting = SPEC[name]
+    setting = spec[name]
     value = setting.default if value is None else value
     if setting.choices:
         return gr.Radio([(f"{choice}: {SCHEDULERS[choice]}", choice) for choice in setting.choices], value=value,
@@ -145,6 +145,10 @@ def output_column(page: Page) -> None:
                                      elem_id="result")
             # Here, not under the tabs: it downloads this image, not the sweep's frames.
             page["download"] = gr.DownloadButton("Download PNG (settings embedded)", value=None, interactive=False)
+            with gr.Row(equal_height=True):
+                page["upscale"] = gr.Button("Upscale", scale=1, elem_id="upscale")
+                page["upscale_scale"] = control("scale", spec=UPSCALE_SPEC, scale=2)
+                page["upscale_strength"] = control("strength", spec=UPSCALE_SPEC, scale=2)
             page["measure"] = gr.Checkbox(label="Measure each result: read its AUs back from the image", value=True)
             page["readout"] = gr.ScatterPlot(x="AU", y="intensity", color="kind", sort=list(AU_NAMES),
                                              label="Asked for and read back", height=240, visible=False,
@@ -244,6 +248,10 @@ def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
     page["settings_png"].upload(restoring.restore_from_png, page["settings_png"], restored, **UI_ONLY)
     # The preset names the sliders' values only until they change.
     gr.on([*(au.input for au in aus), page["reset"].click], None, None, page["preset"], js="() => null", **UI_ONLY)
+    upscales = page["upscale"].click(with_backend(handlers.upscale_result, backend),
+                                     [page["session"], page["upscale_scale"], page["upscale_strength"]],
+                                     [page[name] for name in ("image", "history", "download", "metadata")], **RENDERS)
+    upscales.success(**measure)
     sweep_inputs = [page[name] for name in ("session", "photos", "sweep_au", "sweep_from", "sweep_to", "sweep_frames")]
     page["tabs"].select(handlers.compare_view_shown, None, page["compare_shown"], queue=False, **UI_ONLY)
     compares = page["compare_tab"].select(with_backend(show_before_after, backend), page["session"], page["compare"],
@@ -256,7 +264,7 @@ def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
     # The counter stops the run in progress (cancelling cannot interrupt a running thread);
     # `cancels` drops the requests still waiting in the queue.
     page["stop"].click(handlers.request_stop, page["session"], page["image"], queue=False,
-                       cancels=[*copies, *renders, compares, sweeps], **UI_ONLY)
+                       cancels=[*copies, *renders, compares, sweeps, upscales], **UI_ONLY)
 
 
 def build_ui(studio: Studio) -> gr.Blocks:

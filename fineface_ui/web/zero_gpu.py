@@ -24,10 +24,15 @@ START_SECONDS = 15
 MAX_SECONDS = 300
 
 
-def estimated_seconds(studio: Any, settings: Any, *args: Any, **kwargs: Any) -> int:
-    """GPU time to ask for a call of Studio.generate(settings, ...): steps x images x size."""
+def estimated_seconds(studio: Any, settings: Any, *args: Any, upscale: Any = None, **kwargs: Any) -> int:
+    """GPU time to ask for a call of Studio.generate(settings, ...): steps x images x size; for
+    Studio.upscale(settings, ..., upscale=...) the steps that run at the upscaled size."""
     megapixels = settings.width * settings.height / 1e6
-    work = settings.num_inference_steps * len(settings.aus) * megapixels
+    steps = settings.num_inference_steps
+    if upscale is not None:
+        megapixels *= upscale.scale ** 2
+        steps = upscale.steps(steps)
+    work = steps * len(settings.aus) * megapixels
     return min(MAX_SECONDS, math.ceil(START_SECONDS + SECONDS_PER_STEP_MEGAPIXEL * work))
 
 
