@@ -1,4 +1,5 @@
-"""Command line: `fineface-ui generate|read-aus|eval|batch|download|doctor|serve` (or `python -m fineface_ui ...`).
+"""Command line: `fineface-ui generate|animate|read-aus|eval|batch|download|doctor|serve`
+(or `python -m fineface_ui ...`).
 
 Only the chosen command imports what it needs, so `--help` answers at once.
 """
@@ -16,6 +17,7 @@ from .settings import PROMPT, SETTINGS, SPEC, UPSCALE_SETTINGS, Setting
 
 if TYPE_CHECKING:
     from .faces.au_reader import AUReader
+    from .studio import Studio
 
 
 def _add_setting(parser: argparse.ArgumentParser, setting: Setting, default: Any) -> None:
@@ -41,10 +43,37 @@ def _generate_parser(commands: argparse._SubParsersAction) -> None:
                             help=f"{setting.help} ({setting.accepted()}; default {setting.default!r}); "
                             "given, the image is upscaled and redrawn before it is written")
     parser.add_argument("--out", type=Path, default=Path("fineface.png"))
+    _add_models(parser)
+
+
+def _add_models(parser: argparse.ArgumentParser) -> None:
+    """Where the models come from and run, for the commands that render."""
     parser.add_argument("--device", help="cuda, cpu, ... (default: cuda when available)")
     parser.add_argument("--base-model", help="SD 2.1 base: Hub repo id or local diffusers folder")
     parser.add_argument("--fineface-weights", help="Hub repo id or folder with the FineFace files")
     parser.add_argument("--random-weights", action="store_true", help="tiny random models (offline smoke test)")
+
+
+def _animate_parser(commands: argparse._SubParsersAction) -> None:
+    from .keyframes import EASINGS, FPS_RANGE, MAX_FRAMES, MAX_SECONDS
+
+    parser = commands.add_parser("animate", help="render a keyframed expression as MP4 (H.264), GIF and PNG frames")
+    parser.add_argument("--keys", required=True, metavar="KEYFRAMES",
+                        help='time:AUs pairs, e.g. "0:neutral; 1:AU1=3,AU2=3,AU26=4; 2:AU6=3,AU12=4" (seconds; '
+                        "a preset name also works, e.g. 2:happiness)")
+    parser.add_argument("--seconds", type=float, help=f"the length (default: the last keyframe's time; at most "
+                        f"{MAX_SECONDS:g} s)")
+    parser.add_argument("--fps", type=int, default=12, help=f"frames per second ({FPS_RANGE[0]} to {FPS_RANGE[1]}; "
+                        f"default 12; at most {MAX_FRAMES} frames in all)")
+    parser.add_argument("--easing", choices=EASINGS, default="linear",
+                        help="how each AU moves between keyframes: linear, or ease (slow at each keyframe)")
+    parser.add_argument(PROMPT.flag, default="", help=PROMPT.help)
+    parser.add_argument("--face", action="append", type=Path, default=[], help="a photo of the person (repeatable)")
+    for setting in SETTINGS:
+        _add_setting(parser, setting, default=None)
+    parser.add_argument("--out", type=Path, default=Path("fineface.mp4"),
+                        help="the MP4; the GIF and a folder of PNG frames go beside it (NAME.gif, NAME-frames/)")
+    _add_models(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fineface-ui", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     _generate_parser(commands)
+    _animate_parser(commands)
     download = commands.add_parser("download", help="fetch every model file into the Hugging Face cache ahead of time")
     download.add_argument("--force", action="store_true",
                           help="fetch again what is already there (repairs a truncated or corrupt file)")
@@ -99,11 +129,8 @@ def _eval_parser(commands: argparse._SubParsersAction) -> None:
 
 def generate(args: argparse.Namespace) -> Path:
     from .aus import parse_au_string
-    from .engine.acceleration import Acceleration
-    from .engine.pipeline import default_device_and_dtype
     from .png_info import read_settings, save_png
     from .settings import GenerationSettings, Upscale
-    from .studio import Studio
 
     stored = read_settings(args.from_png) if args.from_png else {}
     if stored.get("faces") and not args.face:
@@ -115,13 +142,7 @@ def generate(args: argparse.Namespace) -> Path:
         values["prompt"] = args.prompt
 
     with tempfile.TemporaryDirectory(prefix="fineface-random-") as scratch:
-        if args.random_weights:
-            studio = Studio.with_random_weights(Path(scratch))
-        else:
-            sources = {k: v for k, v in (("base_model", args.base_model), ("fineface_weights", args.fineface_weights)) if v}
-            # One image: CUDA graphs pay for their half-second capture, a minute-long compile does not.
-            acceleration = Acceleration.default_for(default_device_and_dtype(args.device, None)[0], serving=False)
-            studio = Studio.from_pretrained(device=args.device, acceleration=acceleration, **sources)
+        studio = _studio(args, Path(scratch))
         copied = {}
         if args.aus_from is not None:
             [reading] = studio.read_aus([args.aus_from])
@@ -136,6 +157,48 @@ def generate(args: argparse.Namespace) -> Path:
         if args.upscale_scale is not None or args.upscale_strength is not None:
             result = studio.upscale(settings, result.output.images[0], args.face, upscale=upscale)
     return save_png(result.output.images[0], args.out, result.output.metadata_for(0))
+
+
+def _studio(args: argparse.Namespace, scratch: Path) -> "Studio":
+    """The models of --random-weights (written to `scratch`), or the real ones from --base-model and the others."""
+    from .engine.acceleration import Acceleration
+    from .engine.pipeline import default_device_and_dtype
+    from .studio import Studio
+
+    if args.random_weights:
+        return Studio.with_random_weights(scratch)
+    sources = {k: v for k, v in (("base_model", args.base_model), ("fineface_weights", args.fineface_weights)) if v}
+    # One run: CUDA graphs pay for their half-second capture, a minute-long compile does not.
+    acceleration = Acceleration.default_for(default_device_and_dtype(args.device, None)[0], serving=False)
+    return Studio.from_pretrained(device=args.device, acceleration=acceleration, **sources)
+
+
+def animate(args: argparse.Namespace) -> list[Path]:
+    """The MP4, the GIF and the folder of PNG frames; everything is checked before a model loads."""
+    from .animation import frame_name, render_frames, write_videos
+    from .keyframes import Motion
+    from .png_info import save_png
+    from .settings import GenerationSettings
+
+    motion = Motion.create(args.keys, args.seconds, args.fps, args.easing)
+    options = {name: getattr(args, name) for name in SPEC if getattr(args, name) is not None}
+    settings = GenerationSettings.create(args.prompt, None, **options)
+    if args.out.suffix.lower() != ".mp4":
+        raise InvalidInputError(f"--out names the MP4 to write; end it in .mp4, not {args.out.name!r}.")
+    for photo in args.face:
+        if not photo.is_file():
+            raise InvalidInputError(f"--face: there is no file at {photo}.")
+    folder = args.out.with_name(f"{args.out.stem}-frames")
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("frame-*.png"):  # a longer run's frames would stay behind these
+        old.unlink()
+    names = (folder / frame_name(index) for index in range(motion.frame_count))
+    with tempfile.TemporaryDirectory(prefix="fineface-random-") as scratch:
+        studio = _studio(args, Path(scratch))
+        for frames in render_frames(settings, motion, lambda chunk: studio.generate(chunk, args.face).output,
+                                    lambda image, metadata: save_png(image, next(names), metadata)):
+            print(f"frames {len(frames)} of {motion.frame_count}", file=sys.stderr)
+    return [*write_videos(frames, args.out, motion.fps), folder]
 
 
 def read_aus(args: argparse.Namespace) -> str:
@@ -217,6 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "generate":
             print(f"wrote {generate(args)}")
+        elif args.command == "animate":
+            print("\n".join(f"wrote {path}" for path in animate(args)))
         elif args.command == "read-aus":
             print(read_aus(args))
         elif args.command == "eval":

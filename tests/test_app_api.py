@@ -34,7 +34,7 @@ def generate(client, fast):
 
 def test_only_the_documented_endpoints_are_public(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert set(endpoints) == {"/generate", "/preview", "/sweep", "/upscale", "/read_aus"}
+    assert set(endpoints) == {"/generate", "/preview", "/sweep", "/animate", "/upscale", "/read_aus"}
 
 
 @pytest.mark.parametrize("endpoint", ["/generate", "/preview", "/sweep"])
@@ -212,3 +212,32 @@ def test_upscale_refuses_an_image_without_settings_and_a_face_image_without_its_
         client.predict(image=handle_file(face), api_name="/upscale")
     with pytest.raises(AppError, match="Upscale factor must be between 1.25 and 2"):
         client.predict(image=handle_file(face), scale=3, api_name="/upscale")
+
+
+def test_animate_returns_an_mp4_a_gif_and_the_png_frames_of_the_motion(client, fast):
+    import zipfile
+
+    import av
+
+    video, gif, frames, metadata = client.predict(prompt="a face", keys="0:neutral; 1:AU12=4", seconds=1, fps=8,
+                                                  **fast, api_name="/animate")
+    with av.open(video) as container:
+        assert len(list(container.decode(video=0))) == 9
+    with Image.open(gif) as animation:
+        assert animation.n_frames == 9
+    with zipfile.ZipFile(frames) as archive:
+        assert len(archive.namelist()) == 9
+        with archive.open("frame-0008.png") as last:
+            assert json.loads(Image.open(last).info["fineface"])["aus"][0]["AU12"] == 4
+    assert [aus["AU12"] for aus in metadata["aus"]] == [0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5, 4]
+    assert metadata["animation"]["keys"] == "0:neutral; 1:AU12=4"
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"keys": "1:AU12=4; 0:neutral"}, "Keyframe times must increase"),
+    ({"keys": "0:neutral; 1:AU12=4", "fps": 30, "seconds": 20}, "the limit is at most 300 frames"),
+    ({"keys": "0 neutral"}, "has no colon"),
+])
+def test_animate_refuses_bad_keyframes_readably(client, fast, values, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(prompt="a face", **{**values, **fast}, api_name="/animate")

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -24,6 +24,7 @@ from PIL import Image
 from ..aus import AUValues, au_vector
 from ..errors import GPUMemoryError, InvalidInputError
 from ..hub.weights import resolve
+from ..keyframes import Motion
 from ..settings import GenerationSettings, Upscale
 from .acceleration import Acceleration, WarmedForward, accelerate, warming
 from .attention import FineFaceAttnProcessor, request_addresses
@@ -178,6 +179,17 @@ class FineFacePipeline:
         `on_preview(images, step, total)` is shown the images as they form (see generate).
         """
         return self.generate(GenerationSettings.create(prompt, aus, **options), on_step, face_embeds, on_preview)
+
+    def animate(self, prompt: str, keys: str, *, seconds: float | None = None, fps: int = 12, easing: str = "linear",
+                face_embeds: Any = None, on_step: StepCallback | None = None, **options: Any) -> FineFaceOutput:
+        """The frames of a keyframed motion (`keys` such as "0:neutral; 1:AU12=4", see keyframes.Motion), every
+        frame with the same seed and starting noise; video.write_mp4 makes them a video. All frames come back
+        at once: animation.render_frames renders long motions in bounded memory."""
+        motion = Motion.create(keys, seconds, fps, easing)
+        settings = GenerationSettings.create(prompt, None, **options)
+        output = self.generate(replace(settings, aus=tuple(motion.frame_aus())), on_step, face_embeds)
+        output.metadata["animation"] = motion.as_dict()
+        return output
 
     def preview(self, prompt: str, aus: AUValues | Sequence[AUValues] | None = None, *, face_embeds: Any = None,
                 **options: Any) -> list[Image.Image]:

@@ -1,5 +1,5 @@
-"""The HTTP API: `/generate`, `/preview`, `/sweep`, `/upscale` and `/read_aus`, typed endpoints (gr.api)
-whose parameters come from SETTINGS.
+"""The HTTP API: `/generate`, `/preview`, `/sweep`, `/animate`, `/upscale` and `/read_aus`, typed endpoints
+(gr.api) whose parameters come from SETTINGS.
 
 Every value is validated by GenerationSettings exactly as the page's are; a bad one comes back as a
 readable error.
@@ -10,14 +10,17 @@ from __future__ import annotations
 import inspect
 import json
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Callable, Iterator, get_type_hints
 
 import gradio as gr
 from gradio_client.utils import is_file_obj_with_meta
 
+from ..animation import frame_name, render_frames, write_videos, zip_frames
 from ..aus import au_dict
 from ..errors import InvalidInputError
-from ..png_info import read_settings
+from ..keyframes import Motion
+from ..png_info import read_settings, save_png
 from ..settings import SETTINGS, UPSCALE_SETTINGS, GenerationSettings, Upscale, is_au_list
 from .handlers import sweep_values
 from .rendering import Backend, readable_errors
@@ -127,6 +130,31 @@ def sweep(backend: Backend, prompt: str, aus: str, au: str, start: float, stop: 
     return frames, gr.FileData(path=str(animation)), output.metadata
 
 
+def animate(backend: Backend, prompt: str, keys: str, seconds: float | None, fps: int, easing: str, photos: Any,
+            **options: Any) -> tuple[gr.FileData, gr.FileData, gr.FileData, dict]:
+    """A keyframed motion (`keys` such as "0:neutral; 1:AU12=4": seconds and AUs, or a preset's name) as an MP4
+    (H.264), a looping GIF and a ZIP of the PNG frames with their settings; and the frames' metadata."""
+    with call_photos(backend, photos) as paths:
+        backend.outputs.discard_older_than(API_FILE_AGE_S, API_FILES)
+        with readable_errors("Animating"):
+            motion = Motion.create(keys, seconds, fps, easing)
+            settings = GenerationSettings.create(prompt, None, **options)
+        outputs = []
+
+        def chunk(frames: GenerationSettings) -> Any:
+            outputs.append(backend.render(frames, paths, no_progress).output)
+            return outputs[-1]
+
+        with backend.outputs.scratch() as folder:  # the frames go into the ZIP, not one by one to the client
+            names = (Path(folder) / frame_name(index) for index in range(motion.frame_count))
+            *_, frames = render_frames(settings, motion, chunk, lambda image, data: save_png(image, next(names), data))
+            video, gif = write_videos(frames, backend.outputs.new_file(API_FILES, ".mp4"), motion.fps)
+            archive = zip_frames(frames, backend.outputs.new_file(API_FILES, ".zip"))
+    metadata = {**outputs[0].metadata, "aus": [aus for output in outputs for aus in output.metadata["aus"]],
+                "animation": motion.as_dict()}
+    return gr.FileData(path=str(video)), gr.FileData(path=str(gif)), gr.FileData(path=str(archive)), metadata
+
+
 def upscale(backend: Backend, image: Any, photos: Any, **options: Any) -> tuple[gr.FileData, dict]:
     """A PNG this app made (its settings inside) larger by `scale` and redrawn at `strength` with the same
     prompt, AUs and seed; an image made with face photos needs them again in `photos`."""
@@ -190,6 +218,10 @@ def add_api(backend: Backend) -> None:
                api_name=function.__name__, **API)
     gr.api(endpoint(sweep, backend, [*PROMPT_PARAMETERS, *SWEEP_PARAMETERS, PHOTOS_PARAMETER, *SETTING_PARAMETERS]),
            api_name="sweep", **API)
+    animation_parameters = [_parameter("keys", str, "0:neutral; 1:AU12=4"), _parameter("seconds", float | None, None),
+                            _parameter("fps", int, 12), _parameter("easing", str, "linear")]
+    gr.api(endpoint(animate, backend, [_parameter("prompt", str), *animation_parameters, PHOTOS_PARAMETER,
+                                       *SETTING_PARAMETERS]), api_name="animate", **API)
     upscale_parameters = [_parameter(setting.name, setting.kind, setting.default) for setting in UPSCALE_SETTINGS]
     gr.api(endpoint(upscale, backend, [_parameter("image", gr.FileData), PHOTOS_PARAMETER, *upscale_parameters]),
            api_name="upscale", **API)

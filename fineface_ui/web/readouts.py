@@ -16,6 +16,7 @@ from ..aus import AU_NAMES, format_aus
 from ..errors import FineFaceError
 from ..faces.au_reader import AUReading
 from ..faces.embedder import draw_face_box
+from ..keyframes import Motion
 from ..png_info import read_settings
 from .handlers import download_update, own_photos
 from .rendering import Backend
@@ -105,3 +106,25 @@ def measure_sweep(backend: Backend, state: Session, measure: bool) -> Any:
             continue
     return gr.update(value=pd.DataFrame(rows, columns=["asked", "read", "series"]), visible=True,
                      title=f"{name} asked for and read back: how linear the slider is")
+
+
+def measure_animation(backend: Backend, state: Session, measure: bool) -> Any:
+    """Each animated AU over time, as the keyframes ask for it and as read back from each frame."""
+    frames = [path for path in state.animation_files if path.suffix == ".png"]
+    if not measure or not frames:
+        return gr.update(visible=False)
+    asked = [(stored["animation"]["time"], stored["aus"][0]) for stored in map(read_settings, frames)]
+    motion = read_settings(frames[0])["animation"]
+    # The AUs that move; a motion that holds still shows those it holds.
+    moving = Motion.create(motion["keys"], motion["seconds"], motion["fps"], motion["easing"]).animated_aus() or \
+        [name for name in AU_NAMES if asked[0][1][name]]
+    rows = []
+    for path, (time, aus) in zip(frames, asked):
+        rows += [(time, aus[name], f"{name} {ASKED}") for name in moving]
+        try:
+            reading = read_one(backend, str(path))
+        except (gr.Error, FineFaceError):  # no face in this frame: a gap in the read curves
+            continue
+        rows += [(time, reading.aus[name], f"{name} {READ}") for name in moving]
+    return gr.update(value=pd.DataFrame(rows, columns=["time", "intensity", "series"]), visible=True,
+                     title="The animated AUs over time (seconds): asked for and read back")

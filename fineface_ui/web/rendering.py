@@ -66,6 +66,7 @@ class StepReporter:
 
     progress: Callable[..., Any]
     session: Session | None
+    desc: str = "Denoising"  # the progress bar's words
 
     def __post_init__(self) -> None:
         self.stops_before = self.session.stops if self.session is not None else 0
@@ -74,7 +75,7 @@ class StepReporter:
     def __call__(self, step: int, total: int) -> None:
         if self.abandoned or (self.session is not None and self.session.stops != self.stops_before):
             raise Stopped
-        self.progress((step, total), desc="Denoising")
+        self.progress((step, total), desc=self.desc)
 
 
 @dataclass
@@ -144,11 +145,12 @@ class Backend:
     upscaled: Callable[..., StudioResult] = field(default_factory=lambda: on_gpu(upscale_readably))
 
     def render(self, settings: GenerationSettings, photos: Sequence[str], progress: Callable[..., Any],
-               session: Session | None = None) -> StudioResult:
-        """Generate with a progress bar; a Stop pressed during the run aborts it at the next denoising step."""
+               session: Session | None = None, desc: str = "Denoising") -> StudioResult:
+        """Generate with a progress bar (saying `desc`); a Stop pressed during the run aborts it at the next
+        denoising step."""
         with readable_errors():
             self.load_face_models(photos)
-            return self.generate(self.studio, settings, list(photos), StepReporter(progress, session))
+            return self.generate(self.studio, settings, list(photos), StepReporter(progress, session, desc))
 
     def stream(self, settings: GenerationSettings, photos: Sequence[str], progress: Callable[..., Any],
                session: Session) -> Iterator[Glimpse | StudioResult]:

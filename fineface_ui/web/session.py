@@ -53,6 +53,7 @@ class Session:
     neutral: Result | None = None  # the all-AUs-0 twin of the latest image, reused while only AUs change
     sweep_files: list[Path] = field(default_factory=list)
     sweep_au: str | None = None  # the AU the sweep files step through
+    animation_files: list[Path] = field(default_factory=list)  # the newest animation's frames, then its videos
     # The page values (seed left out: Keep seed off draws a new one) and photos of the newest render asked
     # for. A slider preview of exactly these arrives too late to be of use: it would only hide the render.
     requested: Any = None
@@ -66,7 +67,8 @@ class Session:
 
     def files(self) -> list[Path]:
         neutral = [self.neutral.path] if self.neutral else []
-        return [result.path for result in self.history] + neutral + self.sweep_files + list(self.photos.values())
+        return [result.path for result in self.history] + neutral + self.sweep_files + self.animation_files + \
+            list(self.photos.values())
 
     def remember(self, result: Result, neutral: Result | None) -> set[Path]:
         """Put a result first in the history (and a new neutral twin); return the files no longer shown."""
@@ -106,6 +108,19 @@ class OutputFolder:
         loop[0].save(path, save_all=True, append_images=loop[1:], duration=frame_ms, loop=0)
         return self._kept(path, owner)
 
+    def new_file(self, prefix: str, suffix: str) -> Path:
+        """A fresh path for a file of `prefix` that the caller writes itself (a video, an archive), counted
+        against the prefix's limit like the others."""
+        return self._kept(self._new_path(prefix, suffix), prefix)
+
+    def new_folder(self, session: Session) -> Path:
+        """A fresh folder in the session's, for files whose own names are what a download saves them as."""
+        return Path(tempfile.mkdtemp(dir=self.folder_of(session)))
+
+    def scratch(self) -> tempfile.TemporaryDirectory:
+        """A folder deleted when its `with` block ends, for files that only go into another (an archive)."""
+        return tempfile.TemporaryDirectory(prefix="scratch-", dir=self.root)
+
     def _new_path(self, owner: Session | str, suffix: str) -> Path:
         if isinstance(owner, Session):
             return self.folder_of(owner) / f"{uuid.uuid4().hex}{suffix}"
@@ -140,7 +155,8 @@ class OutputFolder:
         with self._lock:
             if session.folder is None or not session.folder.is_dir():
                 if session.folder is not None:  # swept: what it pointed to is gone
-                    session.history, session.shown, session.neutral, session.sweep_files = [], None, None, []
+                    session.history, session.shown, session.neutral = [], None, None
+                    session.sweep_files, session.animation_files = [], []
                     session.photos.clear()
                 session.folder = Path(tempfile.mkdtemp(prefix="session-", dir=self.root))
             os.utime(session.folder)

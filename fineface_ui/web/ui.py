@@ -16,10 +16,11 @@ from typing import Any, Callable
 import gradio as gr
 
 from ..aus import ACCEPTED_RANGE, ACTION_UNITS, AU_NAMES, TRAINED_RANGE, ActionUnit
+from ..keyframes import EASINGS, FPS_RANGE, MAX_FRAMES, MAX_SECONDS
 from ..presets import PRESETS
 from ..settings import MAX_IMAGES_PER_CALL, SCHEDULERS, SPEC, TEXT, UPSCALE_SPEC, Setting
 from ..studio import Studio
-from . import handlers, readouts, restoring
+from . import animating, handlers, readouts, restoring
 from .before_after import show_before_after
 from .handlers import PAGE_VALUES, PIPELINE_SETTINGS
 from .http_api import add_api
@@ -61,6 +62,8 @@ PREVIEWS = {**RENDERS, "show_progress": "hidden"}
 READS = {"concurrency_id": "reader", "concurrency_limit": 4, "trigger_mode": "always_last", **UI_ONLY}
 
 Page = dict[str, Any]  # the page's components by name: settings and AUs by their own names
+# The Animate tab's starting keyframes: a look of surprise, then a smile (a preset's name is a keyframe too).
+EXAMPLE_KEYS = "0:neutral; 1:AU1=3,AU2=3,AU5=3,AU26=3; 2:Happiness"
 
 
 def control(name: str, value: Any = None, spec: dict[str, Setting] = SPEC, **layout: Any) -> gr.components.Component:
@@ -171,10 +174,38 @@ def output_column(page: Page) -> None:
             page["sweep_gif"] = gr.Image(label="Animation", type="filepath", interactive=False)
             page["sweep_curve"] = gr.LinePlot(x="asked", y="read", color="series", label="Read back from each frame",
                                               height=240, visible=False, elem_id="sweep-curve")
+        with gr.Tab("Animate"):
+            animate_panel(page)
     page["history"] = gr.Gallery(label="This session (click to restore its settings)", columns=6, height=150,
                                  allow_preview=False, fit_columns=False, elem_id="history")
     with gr.Accordion("Settings of this image", open=False):
         page["metadata"] = gr.JSON()
+
+
+def animate_panel(page: Page) -> None:
+    page["keys"] = gr.Textbox(label="Keyframes", lines=3, value=EXAMPLE_KEYS, elem_id="keyframes",
+                              info="TIME:AUS in seconds, separated by ; or new lines. AUS: AU pairs, neutral, or a "
+                              "preset's name; each keyframe sets all twelve AUs (those not named are 0).")
+    page["keys_read"] = gr.Markdown(animating.keyframes_of(EXAMPLE_KEYS), elem_id="keyframes-read")
+    with gr.Row(equal_height=True):
+        page["key_time"] = gr.Number(label="Time (s)", value=3.0, minimum=0, scale=1)
+        page["add_key"] = gr.Button("Add the sliders as a keyframe at this time", scale=3)
+    with gr.Row():
+        page["seconds"] = gr.Number(label="Length (s)", value=0, minimum=0, maximum=MAX_SECONDS,
+                                    info="0: until the last keyframe")
+        page["fps"] = gr.Slider(*FPS_RANGE, value=12, step=1, label="Frames per second",
+                                info=f"at most {MAX_FRAMES} frames in all")
+        page["easing"] = gr.Radio(list(EASINGS), value="linear", label="Between keyframes",
+                                  info="ease: each AU slows into and out of every keyframe")
+    page["run_animation"] = gr.Button("Render animation", variant="primary")
+    page["frames"] = gr.Gallery(label="Frames", columns=6, height=260, format="png", fit_columns=False,
+                                allow_preview=True, elem_id="animation-frames")
+    page["video"] = gr.Video(label="Animation (MP4)", autoplay=True, loop=True, interactive=False, height=400,
+                             elem_id="animation-video")
+    page["animation_files"] = gr.File(label="Downloads: MP4, GIF, and the PNG frames with their settings (ZIP)",
+                                      file_count="multiple", interactive=False, elem_id="animation-files")
+    page["animation_curves"] = gr.LinePlot(x="time", y="intensity", color="series", label="Read back from each frame",
+                                           height=260, visible=False, elem_id="animation-curves")
 
 
 def with_backend(handler: Callable[..., Any], backend: Backend) -> Callable[..., Any]:
@@ -248,6 +279,15 @@ def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
     page["settings_png"].upload(restoring.restore_from_png, page["settings_png"], restored, **UI_ONLY)
     # The preset names the sliders' values only until they change.
     gr.on([*(au.input for au in aus), page["reset"].click], None, None, page["preset"], js="() => null", **UI_ONLY)
+    page["keys"].change(animating.keyframes_of, page["keys"], page["keys_read"], queue=False, **UI_ONLY)
+    page["add_key"].click(animating.add_keyframe, [page["keys"], page["key_time"]], page["keys"],
+                          inputs_kwargs={name: page[name] for name in AU_NAMES}, queue=False, **UI_ONLY)
+    animation_inputs = [page[name] for name in ("session", "photos", "keys", "seconds", "fps", "easing")]
+    animations = page["run_animation"].click(**faces_first).success(
+        with_backend(animating.render_animation, backend), animation_inputs,
+        [page["frames"], page["video"], page["animation_files"]], inputs_kwargs=values, **RENDERS)
+    animations.success(with_backend(readouts.measure_animation, backend), [page["session"], page["measure"]],
+                       page["animation_curves"], show_progress="hidden", **READS)
     upscales = page["upscale"].click(with_backend(handlers.upscale_result, backend),
                                      [page["session"], page["upscale_scale"], page["upscale_strength"]],
                                      [page[name] for name in ("image", "history", "download", "metadata")], **RENDERS)
@@ -264,7 +304,7 @@ def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
     # The counter stops the run in progress (cancelling cannot interrupt a running thread);
     # `cancels` drops the requests still waiting in the queue.
     page["stop"].click(handlers.request_stop, page["session"], page["image"], queue=False,
-                       cancels=[*copies, *renders, compares, sweeps, upscales], **UI_ONLY)
+                       cancels=[*copies, *renders, compares, sweeps, upscales, animations], **UI_ONLY)
 
 
 def build_ui(studio: Studio) -> gr.Blocks:
