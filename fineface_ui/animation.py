@@ -55,9 +55,9 @@ def opened(frames: Sequence[Path]) -> Iterator[Image.Image]:
             yield image.convert("RGB")
 
 
-def write_videos(frames: Sequence[Path], video: Path, fps: int) -> tuple[Path, Path]:
-    """The MP4 at `video` and a GIF beside it (same name, .gif) of the PNG frames."""
-    return write_mp4(opened(frames), video, fps), write_gif(opened(frames), video.with_suffix(".gif"), fps)
+def write_videos(frames: Sequence[Path], video: Path, gif: Path, fps: int) -> tuple[Path, Path]:
+    """The PNG frames as an MP4 at `video` and a GIF at `gif`."""
+    return write_mp4(opened(frames), video, fps), write_gif(opened(frames), gif, fps)
 
 
 def zip_frames(frames: Sequence[Path], archive: Path) -> Path:

@@ -55,7 +55,7 @@ def _add_models(parser: argparse.ArgumentParser) -> None:
 
 
 def _animate_parser(commands: argparse._SubParsersAction) -> None:
-    from .keyframes import EASINGS, FPS_RANGE, MAX_FRAMES, MAX_SECONDS
+    from .keyframes import DEFAULT_EASING, DEFAULT_FPS, EASINGS, FPS_RANGE, MAX_FRAMES, MAX_SECONDS
 
     parser = commands.add_parser("animate", help="render a keyframed expression as MP4 (H.264), GIF and PNG frames")
     parser.add_argument("--keys", required=True, metavar="KEYFRAMES",
@@ -63,9 +63,9 @@ def _animate_parser(commands: argparse._SubParsersAction) -> None:
                         "a preset name also works, e.g. 2:happiness)")
     parser.add_argument("--seconds", type=float, help=f"the length (default: the last keyframe's time; at most "
                         f"{MAX_SECONDS:g} s)")
-    parser.add_argument("--fps", type=int, default=12, help=f"frames per second ({FPS_RANGE[0]} to {FPS_RANGE[1]}; "
-                        f"default 12; at most {MAX_FRAMES} frames in all)")
-    parser.add_argument("--easing", choices=EASINGS, default="linear",
+    parser.add_argument("--fps", type=int, default=DEFAULT_FPS, help=f"frames per second ({FPS_RANGE[0]} to "
+                        f"{FPS_RANGE[1]}; default {DEFAULT_FPS}; at most {MAX_FRAMES} frames in all)")
+    parser.add_argument("--easing", choices=EASINGS, default=DEFAULT_EASING,
                         help="how each AU moves between keyframes: linear, or ease (slow at each keyframe)")
     parser.add_argument(PROMPT.flag, default="", help=PROMPT.help)
     parser.add_argument("--face", action="append", type=Path, default=[], help="a photo of the person (repeatable)")
@@ -140,6 +140,11 @@ def generate(args: argparse.Namespace) -> Path:
     values.update({name: getattr(args, name) for name in SPEC if getattr(args, name) is not None})
     if args.prompt is not None:
         values["prompt"] = args.prompt
+    given = {setting.name: getattr(args, f"upscale_{setting.name}") for setting in UPSCALE_SETTINGS}
+    upscale = Upscale.create(**{name: value for name, value in given.items() if value is not None})
+    upscaling = any(value is not None for value in given.values())
+    if upscaling:  # refused now, not after the first render, when it would run no step
+        upscale.steps(values.get("num_inference_steps", SPEC["num_inference_steps"].default))
 
     with tempfile.TemporaryDirectory(prefix="fineface-random-") as scratch:
         studio = _studio(args, Path(scratch))
@@ -151,10 +156,8 @@ def generate(args: argparse.Namespace) -> Path:
         if args.au is not None:  # the AUs given, over those copied from a photo (not over those of --from)
             values["aus"] = [{**copied, **parse_au_string(",".join(args.au))}]
         settings = GenerationSettings.create(values.pop("prompt"), values.pop("aus")[0], **values)
-        upscale = {setting.name: getattr(args, f"upscale_{setting.name}") for setting in UPSCALE_SETTINGS}
-        upscale = Upscale.create(**{name: value for name, value in upscale.items() if value is not None})
         result = studio.generate(settings, photos=args.face)
-        if args.upscale_scale is not None or args.upscale_strength is not None:
+        if upscaling:
             result = studio.upscale(settings, result.output.images[0], args.face, upscale=upscale)
     return save_png(result.output.images[0], args.out, result.output.metadata_for(0))
 
@@ -198,7 +201,7 @@ def animate(args: argparse.Namespace) -> list[Path]:
         for frames in render_frames(settings, motion, lambda chunk: studio.generate(chunk, args.face).output,
                                     lambda image, metadata: save_png(image, next(names), metadata)):
             print(f"frames {len(frames)} of {motion.frame_count}", file=sys.stderr)
-    return [*write_videos(frames, args.out, motion.fps), folder]
+    return [*write_videos(frames, args.out, args.out.with_suffix(".gif"), motion.fps), folder]
 
 
 def read_aus(args: argparse.Namespace) -> str:

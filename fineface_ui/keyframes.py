@@ -11,7 +11,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from .aus import AU_NAMES, au_dict, check_number, format_aus, parse_au_string
+from .aus import AU_NAMES, au_dict, check_number, format_aus, is_number, parse_au_string
 from .errors import InvalidInputError
 from .presets import PRESETS
 
@@ -21,6 +21,7 @@ MAX_KEYFRAMES = 64
 FPS_RANGE = (1, 30)
 FPS_RULE = f"a whole number from {FPS_RANGE[0]} to {FPS_RANGE[1]}"
 DEFAULT_FPS = 12
+DEFAULT_EASING = "linear"
 MAX_SECONDS = 60.0
 SECONDS_RULE = f"more than 0 and at most {MAX_SECONDS:g}"
 # Each frame is a whole image to render: the cap bounds one request's GPU time and disk space.
@@ -131,8 +132,8 @@ class Motion:
 
     @classmethod
     def create(cls, keys: str | Sequence[Keyframe], seconds: float | None = None, fps: int = DEFAULT_FPS,
-               easing: str = "linear") -> "Motion":
-        """Validate everything, before any frame is rendered; `seconds` defaults to the last keyframe's time."""
+               easing: str = DEFAULT_EASING) -> "Motion":
+        """Validate everything, before any frame is rendered; `seconds` None or 0 means until the last keyframe."""
         if isinstance(keys, str):
             keys = parse_keyframes(keys)
         elif isinstance(keys, Sequence) and all(isinstance(key, Keyframe) for key in keys):
@@ -163,12 +164,13 @@ class Motion:
 
     @property
     def frame_count(self) -> int:
-        """Frames at 0, 1/fps, 2/fps, ... up to the length, both ends included: 1 s at 8 fps is 9 frames."""
+        """Frames about 1/fps apart from 0 to the length, both ends included: 1 s at 8 fps is 9 frames."""
         return round(self.seconds * self.fps) + 1
 
     def times(self) -> list[float]:
-        """Each frame's time in seconds."""
-        return [index / self.fps for index in range(self.frame_count)]
+        """Each frame's time in seconds: spread evenly from 0 to exactly the length, so the last keyframe is
+        reached whatever the length (1.04 s at 12 fps is 13 frames 0.0867 s apart, played at 12 fps)."""
+        return [self.seconds * index / (self.frame_count - 1) for index in range(self.frame_count)]
 
     def frame_aus(self) -> list[dict[str, float]]:
         """Each frame's twelve AU values (to 3 decimals, more than a slider shows)."""
@@ -196,8 +198,8 @@ class Motion:
 
 
 def _length(keys: Sequence[Keyframe], seconds: object) -> float:
-    """The motion's length in seconds: `seconds`, or when None the last keyframe's time."""
-    if seconds is None:
+    """The motion's length in seconds: `seconds`, or when None or 0 the last keyframe's time."""
+    if seconds is None or (is_number(seconds) and seconds == 0):
         if keys[-1].time == 0:
             raise InvalidInputError(f"A single keyframe at 0 s needs a length: give the seconds ({SECONDS_RULE}).")
         label, seconds = "The length (the last keyframe's time)", keys[-1].time

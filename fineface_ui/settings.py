@@ -132,32 +132,42 @@ UPSCALE_SETTINGS: tuple[Setting, ...] = (
             "how much the upscaled image is redrawn (0.4 keeps the face; 1 draws anew)", low=0.05, high=1, step=0.05),
 )
 UPSCALE_SPEC = {setting.name: setting for setting in UPSCALE_SETTINGS}
-# The UNet's latents shrink each side 8 times and its blocks halve them 3 times more.
-SIZE_MULTIPLE = 64
+# The VAE's factor: an image side it encodes must be a multiple of it (diffusers' UNet matches its
+# upsampling to any such size). Rounding to it keeps the upscaled image's shape within 8 pixels.
+SIZE_MULTIPLE = 8
 
 
 @dataclass(frozen=True)
 class Upscale:
-    """How a result is upscaled: its sides `scale` times longer, then redrawn at `strength`."""
+    """How a result is upscaled: its sides `scale` times longer, then redrawn at `strength` (both checked)."""
 
     scale: float = UPSCALE_SPEC["scale"].default
     strength: float = UPSCALE_SPEC["strength"].default
+
+    def __post_init__(self) -> None:
+        for setting in UPSCALE_SETTINGS:
+            object.__setattr__(self, setting.name, setting.check(getattr(self, setting.name)))
 
     @classmethod
     def create(cls, **values: Any) -> "Upscale":
         unknown = set(values) - set(UPSCALE_SPEC)
         if unknown:
             raise InvalidInputError(f"Unknown upscale setting(s): {', '.join(sorted(unknown))}.")
-        return cls(**{name: UPSCALE_SPEC[name].check(value) for name, value in values.items()})
+        return cls(**values)
 
     def size(self, width: int, height: int) -> tuple[int, int]:
-        """The upscaled (width, height): each side `scale` times longer, to the nearest multiple of 64."""
-        return tuple(max(SIZE_MULTIPLE, round(side * self.scale / SIZE_MULTIPLE) * SIZE_MULTIPLE)
+        """The upscaled (width, height): each side `scale` times longer, to the nearest multiple of 8."""
+        return tuple(round(side * self.scale / SIZE_MULTIPLE) * SIZE_MULTIPLE
                      for side in (width, height))  # type: ignore[return-value]
 
     def steps(self, num_inference_steps: int) -> int:
-        """The denoising steps that run: the last `strength` of the schedule, as diffusers' img2img takes it."""
-        return min(int(num_inference_steps * self.strength), num_inference_steps)
+        """The denoising steps that run: the last `strength` of the schedule, as diffusers' img2img takes it.
+        None is an InvalidInputError, raised where a request enters, before anything renders."""
+        steps = min(int(num_inference_steps * self.strength), num_inference_steps)
+        if steps < 1:
+            raise InvalidInputError(f"Upscale strength {self.strength:g} of {num_inference_steps} steps runs no "
+                                    "denoising step: raise the strength or the steps.")
+        return steps
 
 
 def is_au_list(aus: Any) -> bool:

@@ -80,10 +80,16 @@ def test_the_command_writes_an_mp4_a_gif_and_png_frames_of_the_motion(tmp_path, 
 ])
 def test_bad_keyframes_are_refused_with_a_message_before_any_model_loads(arguments, message, tmp_path, capsys,
                                                                          monkeypatch):
+    import fineface_ui.cli
+
+    def no_models(*args):
+        raise AssertionError("a model was loaded for a request refused anyway")
+
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(fineface_ui.cli, "_studio", no_models)
     assert main(["animate", "--random-weights", *arguments]) == 2
     assert message in capsys.readouterr().err
-    assert not list(tmp_path.iterdir())  # nothing written, nothing loaded
+    assert not list(tmp_path.iterdir())  # nothing written
 
 
 def test_adding_the_sliders_as_a_keyframe_keeps_the_order_and_replaces_the_same_time():
@@ -123,7 +129,8 @@ def test_a_stop_between_chunks_keeps_the_frames_made_and_makes_no_video(random_s
     first, *_ = next(steps)
     state.stops += 1
     assert list(steps) == []
-    assert len(first["value"]) == 8 and all(path.suffix == ".png" for path in state.animation_files)
+    assert len(first["value"]) == 8 and len(state.animation_files) == 8
+    assert all(path.suffix == ".png" and path.is_file() for path in state.animation_files)
 
 
 def test_the_tab_refuses_bad_keyframes_before_any_work(random_studio, fast):

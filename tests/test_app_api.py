@@ -11,7 +11,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from fineface_ui.png_info import read_settings
+from fineface_ui.png_info import read_settings, save_png
 from fineface_ui.settings import SETTINGS
 from tests.app_fixtures import blank_photo, face_picture, running_app
 
@@ -208,7 +208,7 @@ def test_upscale_refuses_an_image_without_settings_and_a_face_image_without_its_
         client.predict(image=handle_file(plain), api_name="/upscale")
     face, _ = client.predict(prompt="a face", aus="AU12=1", num_inference_steps=4, height=256, width=256,
                              photos=[handle_file(face_picture(tmp_path / "me.png"))], api_name="/generate")
-    with pytest.raises(AppError, match=r"made from 1 face photo\(s\): send them in photos"):
+    with pytest.raises(AppError, match=r"made from 1 face photo\(s\); 0 were sent"):
         client.predict(image=handle_file(face), api_name="/upscale")
     with pytest.raises(AppError, match="Upscale factor must be between 1.25 and 2"):
         client.predict(image=handle_file(face), scale=3, api_name="/upscale")
@@ -241,3 +241,16 @@ def test_animate_returns_an_mp4_a_gif_and_the_png_frames_of_the_motion(client, f
 def test_animate_refuses_bad_keyframes_readably(client, fast, values, message):
     with pytest.raises(AppError, match=message):
         client.predict(prompt="a face", **{**values, **fast}, api_name="/animate")
+
+
+def test_upscale_refuses_photos_for_an_image_made_without_and_pixels_its_settings_did_not_make(client, generate,
+                                                                                               tmp_path):
+    text_only, _ = generate(aus="AU12=2", num_inference_steps=4)
+    with pytest.raises(AppError, match="made from no face photo; 1 were sent"):
+        client.predict(image=handle_file(text_only), photos=[handle_file(face_picture(tmp_path / "me.png"))],
+                       api_name="/upscale")
+    huge = tmp_path / "huge.png"
+    with Image.open(text_only) as image:
+        save_png(image.resize((1024, 1024)), huge, read_settings(text_only))
+    with pytest.raises(AppError, match="The image is 1024x1024, but its settings make 256x256 images"):
+        client.predict(image=handle_file(huge), api_name="/upscale")

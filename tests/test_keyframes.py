@@ -150,7 +150,7 @@ def test_a_keyframe_after_the_end_is_named():
 
 
 @pytest.mark.parametrize(("seconds", "message"), [
-    (0, "The length must be more than 0 and at most 60 seconds, got 0"),
+    (-1, "The length must be more than 0 and at most 60 seconds, got -1"),
     (61, "The length must be more than 0 and at most 60 seconds, got 61"),
     (float("nan"), "The length must be more than 0 and at most 60 seconds, got nan"),
     ("2", "The length must be a number, got '2' .numbers are sent as numbers"),
@@ -212,3 +212,13 @@ def test_as_dict_is_enough_to_make_the_same_motion_again():
 def test_animated_aus_are_those_that_change_in_model_order():
     motion = Motion.create("0:AU4=2, AU12=1; 1:AU4=2, AU26=3, AU1=1")
     assert motion.animated_aus() == ["AU1", "AU12", "AU26"]
+
+
+def test_a_length_of_0_means_until_the_last_keyframe():
+    assert Motion.create("0:neutral; 2.5:AU12=4", seconds=0) == Motion.create("0:neutral; 2.5:AU12=4")
+
+
+def test_a_length_between_two_frames_still_ends_exactly_on_the_last_keyframe():
+    motion = Motion.create("0:neutral; 1.04:AU12=4", fps=12)
+    assert motion.frame_count == 13 and motion.times()[-1] == 1.04
+    assert motion.frame_aus()[-1]["AU12"] == 4

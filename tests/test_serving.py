@@ -67,8 +67,8 @@ def test_a_face_call_waits_for_the_face_pipeline_while_text_calls_render_then_re
 def test_every_page_render_with_photos_first_waits_for_the_face_models_outside_the_gpu_slot(random_studio):
     demo = build_ui(random_studio)
     photos = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "face-photos")
-    renders = [fn for fn in demo.fns.values() if fn.concurrency_id == "gpu" and photos in fn.inputs]
-    assert {fn.fn.__name__ for fn in renders} == {"render", "render_sweep", "preview"}
+    renders = [fn for fn in demo.fns.values() if fn.concurrency_id in ("gpu", "animation") and photos in fn.inputs]
+    assert {fn.fn.__name__ for fn in renders} == {"render", "render_sweep", "render_animation", "preview"}
     for fn in renders:
         if fn.fn.__name__ == "preview":  # a drag's preview does not wait: the render on release does
             continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gradio as gr
 import numpy as np
 import pytest
 from PIL import Image
@@ -11,6 +12,7 @@ from fineface_ui.errors import InvalidInputError
 from fineface_ui.png_info import read_settings
 from fineface_ui.settings import GenerationSettings, Upscale
 from fineface_ui.web import handlers
+from fineface_ui.web.before_after import show_before_after
 from fineface_ui.web.rendering import Backend
 from fineface_ui.web.session import Session
 from fineface_ui.web.zero_gpu import estimated_seconds
@@ -63,9 +65,15 @@ def test_a_higher_strength_moves_further_from_the_enlarged_source(sd21_pipe, mad
     assert distance[0.15] < distance[1.0]
 
 
-def test_factors_round_each_side_to_a_multiple_of_64():
-    assert Upscale.create(scale=1.5).size(512, 320) == (768, 512)
-    assert Upscale.create(scale=1.25).size(256, 256) == (320, 320)
+def test_factors_keep_the_shape_rounding_each_side_to_a_multiple_of_8():
+    assert Upscale.create(scale=1.5).size(512, 320) == (768, 480)
+    assert Upscale.create(scale=1.25).size(448, 256) == (560, 320)
+
+
+def test_an_image_of_another_size_than_its_settings_is_refused(sd21_pipe, made):
+    image, settings = made
+    with pytest.raises(InvalidInputError, match="The image is 512x512, but its settings make 256x256 images"):
+        sd21_pipe.upscale(image.resize((512, 512)), settings)
 
 
 @pytest.mark.parametrize(("values", "message"), [
@@ -77,6 +85,9 @@ def test_factors_round_each_side_to_a_multiple_of_64():
 def test_bad_upscale_values_are_refused_naming_the_range(values, message):
     with pytest.raises(InvalidInputError, match=message):
         Upscale.create(**values)
+    if "factor" not in values:  # made directly, as Python users may, the values are checked too
+        with pytest.raises(InvalidInputError, match=message):
+            Upscale(**values)
 
 
 def test_a_strength_that_runs_no_step_is_refused_before_any_work(sd21_pipe, made):
@@ -92,25 +103,52 @@ def test_an_upscale_asks_zero_gpu_for_the_time_of_the_larger_image():
     assert upscaled > plain  # 4 times the pixels for 0.4 of the steps
 
 
+def page_values(fast, **changes):
+    return {**{name: setting.default for name, setting in handlers.SPEC.items()},
+            **{name: 0.0 for name in handlers.AU_NAMES}, "prompt": "a face", **fast, "num_inference_steps": 4,
+            **changes}
+
+
 def test_the_page_upscales_the_result_shown_and_puts_it_first_in_the_history(random_studio, fast):
     backend, state = Backend(random_studio), Session()
-    values = {"prompt": "a face", "AU12": 2.0, "seed": 4, **fast, "num_inference_steps": 4}
-    page = {**{name: setting.default for name, setting in handlers.SPEC.items()},
-            **{name: 0.0 for name in handlers.AU_NAMES}, **values}
-    *_, last = handlers.render(backend, state, None, True, False, no_progress, **page)
-    source = state.history[0]
+    for au12 in (2.0, 3.0):
+        list(handlers.render(backend, state, None, True, False, no_progress, **page_values(fast, AU12=au12, seed=4)))
+    older = state.history[1]
+    state.shown = older  # clicked in the history (restoring.restore_from_history)
     image, history, download, metadata = handlers.upscale_result(backend, state, 2.0, 0.5, no_progress)
-    assert state.history[1] is source and state.shown is state.history[0]
+    assert state.history[2] is older and state.shown is state.history[0]
     assert Image.open(image["value"]).size == (512, 512)
     assert metadata["upscale"]["scale"] == 2.0 and read_settings(image["value"])["aus"][0]["AU12"] == 2.0
     assert history["value"][0][1] == "AU12=2 · seed 4 · x2"
     with pytest.raises(Exception, match="upscaled already"):
         handlers.upscale_result(backend, state, 2.0, 0.5, no_progress)
+    # The same settings again (a number box losing focus): the upscaled image stays, nothing renders.
+    again = list(handlers.render(backend, state, None, True, False, no_progress, **page_values(fast, AU12=2.0, seed=4)))
+    assert again == [(image, *[gr.skip()] * 5)] and len(state.history) == 3
+    assert show_before_after(backend, state, no_progress) is None  # no twin at another size
+
+
+def test_the_page_refuses_an_upscale_that_runs_no_step_before_the_gpu_slot(random_studio, fast):
+    backend, state = Backend(random_studio), Session()
+    list(handlers.render(backend, state, None, True, False, no_progress, **page_values(fast, num_inference_steps=2)))
+    with pytest.raises(gr.Error, match="runs no denoising step"):
+        handlers.upscale_result(backend, state, 2.0, 0.4, no_progress)
 
 
 def test_the_page_says_to_render_first_when_there_is_nothing_to_upscale(random_studio):
     with pytest.raises(Exception, match="Render an image first"):
         handlers.upscale_result(Backend(random_studio), Session(), 2.0, 0.4, no_progress)
+
+
+def test_generate_refuses_an_upscale_that_runs_no_step_before_any_model_loads(tmp_path, capsys, monkeypatch):
+    import fineface_ui.cli
+
+    def no_models(*args):
+        raise AssertionError("a model was loaded for a request refused anyway")
+
+    monkeypatch.setattr(fineface_ui.cli, "_studio", no_models)
+    assert main(["generate", "--steps", "2", "--upscale", "2", "--out", str(tmp_path / "x.png")]) == 2
+    assert "Upscale strength 0.4 of 2 steps runs no denoising step" in capsys.readouterr().err
 
 
 def test_generate_with_upscale_writes_the_larger_image_with_both_settings(sd21_files, tmp_path):

@@ -139,6 +139,14 @@ def live_part(pipe: Any) -> None:
         row(what, value, note)
 
 
+@section("Animation and upscale: SD 2.1-base, accelerated, 512x512 (bench/motion.py)")
+def motion_part(pipe: Any) -> None:
+    from .motion import motion_rows
+
+    for what, value, note in motion_rows(pipe, 512, 25, torch.cuda.synchronize):
+        row(what, value, note)
+
+
 @section("SD 2.1-base with channels-last + CUDA graphs, no compile (the command line's default)")
 def graphs_only_part() -> None:
     pipe = full_size.text_pipeline("cuda", torch.float16)
@@ -194,6 +202,7 @@ def main() -> None:
         text = text_part()
         if text is not None:
             live_part(text)
+            motion_part(text)
         graphs_only_part()
         identity = identity_part()
         if text is not None and identity is not None:

@@ -26,6 +26,7 @@ from ..studio import Studio
 from ..web import handlers
 from ..web.rendering import Backend
 from ..web.session import Session
+from .motion import motion_rows
 
 PROMPT = "a close-up photo of a woman in a park"
 Row = tuple[str, float, str]  # what, milliseconds or pixels, a note
@@ -189,3 +190,4 @@ def main(repeats: int) -> None:
                latency_rows(Backend(studio), size, steps, repeats))
     print_rows("Previews resumed from the last full render's latents vs from noise",
                reuse_rows(studio.text_pipeline(), size, steps, repeats))
+    print_rows("Animation and upscale (bench/motion.py)", motion_rows(studio.text_pipeline(), size, steps))

@@ -24,7 +24,7 @@ from PIL import Image
 from ..aus import AUValues, au_vector
 from ..errors import GPUMemoryError, InvalidInputError
 from ..hub.weights import resolve
-from ..keyframes import Motion
+from ..keyframes import DEFAULT_EASING, DEFAULT_FPS, Motion
 from ..settings import GenerationSettings, Upscale
 from .acceleration import Acceleration, WarmedForward, accelerate, warming
 from .attention import FineFaceAttnProcessor, request_addresses
@@ -180,8 +180,9 @@ class FineFacePipeline:
         """
         return self.generate(GenerationSettings.create(prompt, aus, **options), on_step, face_embeds, on_preview)
 
-    def animate(self, prompt: str, keys: str, *, seconds: float | None = None, fps: int = 12, easing: str = "linear",
-                face_embeds: Any = None, on_step: StepCallback | None = None, **options: Any) -> FineFaceOutput:
+    def animate(self, prompt: str, keys: str, *, seconds: float | None = None, fps: int = DEFAULT_FPS,
+                easing: str = DEFAULT_EASING, face_embeds: Any = None, on_step: StepCallback | None = None,
+                **options: Any) -> FineFaceOutput:
         """The frames of a keyframed motion (`keys` such as "0:neutral; 1:AU12=4", see keyframes.Motion), every
         frame with the same seed and starting noise; video.write_mp4 makes them a video. All frames come back
         at once: animation.render_frames renders long motions in bounded memory."""
@@ -235,10 +236,10 @@ class FineFacePipeline:
         of the denoising schedule adds the detail the small image lacks and keeps the face."""
         if len(settings.aus) != 1:
             raise InvalidInputError(f"An upscale redraws one image: give one AU setting, not {len(settings.aus)}.")
+        if image.size != (settings.width, settings.height):  # another picture would get these settings' face
+            raise InvalidInputError(f"The image is {image.width}x{image.height}, but its settings make "
+                                    f"{settings.width}x{settings.height} images: upscale the image they made.")
         steps = upscale.steps(settings.num_inference_steps)
-        if steps < 1:
-            raise InvalidInputError(f"Upscale strength {upscale.strength:g} of {settings.num_inference_steps} "
-                                    "steps runs no denoising step: raise the strength or the steps.")
         width, height = upscale.size(*image.size)
         larger = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
         face_embeds = getattr(face_embeds, "embeddings", face_embeds)

@@ -33,7 +33,7 @@ def render_animation(backend: Backend, state: Session, photo_paths: list[str] | 
     """The motion's frames in the gallery as each chunk is done; then the video and the downloads. The
     sliders' AUs are not used: the keyframes say every AU at every moment."""
     with readable_errors("Animating"):
-        motion = Motion.create(keys, seconds or None, fps, easing)  # 0 (or empty): until the last keyframe
+        motion = Motion.create(keys, seconds, fps, easing)
     text, _, options = split(values)
     settings = create_settings(text, None, **options)
     photos = own_photos(backend, state, photo_paths)
@@ -59,14 +59,16 @@ def render_animation(backend: Backend, state: Session, photo_paths: list[str] | 
 
     try:
         for frames in render_frames(settings, motion, chunk, save):
-            yield shown_frames(frames, motion), gr.skip(), gr.skip()
+            yield shown_frames(frames, motion), None, None  # the last motion's video and files are gone
     except Stopped:
         gr.Info("Stopped: the frames made so far are shown; no video was made.")
         return
     progress(None, desc="Writing the MP4 and the GIF")
     folder = backend.outputs.new_folder(state)  # the files' names are the downloads' names
-    video, gif = write_videos(frames, folder / f"fineface-animation-seed{settings.seed}.mp4", motion.fps)
-    archive = zip_frames(frames, folder / f"fineface-animation-seed{settings.seed}-frames.zip")
+    name = folder / f"fineface-animation-seed{settings.seed}"
+    with readable_errors("Writing the video"):
+        video, gif = write_videos(frames, name.with_suffix(".mp4"), name.with_suffix(".gif"), motion.fps)
+        archive = zip_frames(frames, name.with_name(f"{name.name}-frames.zip"))
     state.animation_files = [*frames, video, gif, archive]
     yield shown_frames(frames, motion), str(video), [str(video), str(gif), str(archive)]
 

@@ -21,14 +21,19 @@ NEUTRAL = (au_dict(None),)
 
 
 def twin_key(key: tuple) -> tuple:
-    """The image key (handlers.image_key) of the all-AUs-0 twin of the image with `key` (an upscaled
-    image's key adds its upscale to its source's key: the twin is the source's)."""
-    settings, photos = key[:2]
+    """The image key (handlers.image_key) of the all-AUs-0 twin of the image with `key`."""
+    settings, photos = key
     return replace(settings, aus=NEUTRAL), photos
 
 
+def upscaled(result: Result) -> bool:
+    """Whether a result is an upscale: its key adds the upscale to its source's (handlers.upscale_result)."""
+    return len(result.key) > 2
+
+
 def twin_at_hand(state: Session) -> bool:
-    return bool(state.history) and state.neutral is not None and state.neutral.key == twin_key(state.history[0].key)
+    return bool(state.history) and not upscaled(state.history[0]) and state.neutral is not None and \
+        state.neutral.key == twin_key(state.history[0].key)
 
 
 def shown_pair(state: Session) -> tuple[str, str] | None:
@@ -56,6 +61,9 @@ def show_before_after(backend: Backend, state: Session,
     """The view's value for the newest image, rendering its twin first if it is not at hand."""
     if not state.history or twin_at_hand(state):
         return shown_pair(state) if state.history else gr.skip()
+    if upscaled(state.history[0]):  # a twin at the first size would show the upscale's detail as the AUs' doing
+        gr.Info("An upscaled image has no all-AUs-0 twin: the view compares images rendered at one size.")
+        return None
     settings, photos = key = twin_key(state.history[0].key)
     output = rendered(backend, settings, photos, progress, state)
     if output is None:

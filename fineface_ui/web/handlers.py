@@ -21,7 +21,7 @@ from ..faces.detection import DetectedFace
 from ..faces.embedder import draw_face_box
 from ..presets import PRESETS, preset_aus
 from ..settings import FACE, MAX_IMAGES_PER_CALL, MAX_SEED, SETTINGS, SPEC, TEXT, GenerationSettings, Upscale
-from .before_after import NEUTRAL, rendered, save_result, shown_pair, twin_key
+from .before_after import NEUTRAL, rendered, save_result, shown_pair, twin_key, upscaled
 from .named_download import named_link
 from .rendering import Backend, Glimpse, Stopped, create_settings, readable_errors
 from .session import Result, Session
@@ -61,9 +61,10 @@ def render(backend: Backend, state: Session, photo_paths: list[str] | None, keep
     settings = create_settings(text, aus, **options)
     photos = own_photos(backend, state, photo_paths)
     key = image_key(settings, photos)
-    if keep and state.history and state.history[0].key == key:
-        # Nothing changed (a number box losing focus, a slider dragged back): the same image, not a preview of it.
-        yield (show_newest(state), *[gr.skip()] * 5)
+    if keep and state.shown is not None and state.shown.key[:2] == key:
+        # Nothing changed (a number box losing focus, a slider dragged back): the image shown stays, upscaled
+        # or not, rather than a preview of it or a render of it again.
+        yield (shown_image(state.shown.path), *[gr.skip()] * 5)
         return
     neutral_key = twin_key(key)
     with_twin = compare_shown and key != neutral_key and not (state.neutral and state.neutral.key == neutral_key)
@@ -155,8 +156,8 @@ def upscale_result(backend: Backend, state: Session, scale: float, strength: flo
     source = state.shown if state.shown in state.history else None
     if source is None:
         raise gr.Error("Render an image first: Upscale redraws the result shown, larger.", print_exception=False)
-    settings, photos = source.key[:2]
-    if len(source.key) > 2:
+    photos = source.key[1]
+    if upscaled(source):
         raise gr.Error("This image is upscaled already; upscale the image it was made from (click it in the "
                        "history).", print_exception=False)
     if not all(Path(photo).exists() for photo in photos):
@@ -165,6 +166,7 @@ def upscale_result(backend: Backend, state: Session, scale: float, strength: flo
     with readable_errors("Upscaling"):
         upscale = Upscale.create(scale=scale, strength=strength)
         settings = GenerationSettings.from_metadata(source.metadata)  # as made, not as the key compares them
+        upscale.steps(settings.num_inference_steps)  # refused here, not in the GPU slot, when it runs none
     try:
         output = backend.upscale(settings, str(source.path), photos, upscale, progress, state).output
     except Stopped:

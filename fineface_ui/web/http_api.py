@@ -19,7 +19,7 @@ from gradio_client.utils import is_file_obj_with_meta
 from ..animation import frame_name, render_frames, write_videos, zip_frames
 from ..aus import au_dict
 from ..errors import InvalidInputError
-from ..keyframes import Motion
+from ..keyframes import DEFAULT_EASING, DEFAULT_FPS, Motion
 from ..png_info import read_settings, save_png
 from ..settings import SETTINGS, UPSCALE_SETTINGS, GenerationSettings, Upscale, is_au_list
 from .handlers import sweep_values
@@ -130,28 +130,31 @@ def sweep(backend: Backend, prompt: str, aus: str, au: str, start: float, stop: 
     return frames, gr.FileData(path=str(animation)), output.metadata
 
 
-def animate(backend: Backend, prompt: str, keys: str, seconds: float | None, fps: int, easing: str, photos: Any,
+def animate(backend: Backend, prompt: str, keys: str, seconds: float, fps: int, easing: str, photos: Any,
             **options: Any) -> tuple[gr.FileData, gr.FileData, gr.FileData, dict]:
-    """A keyframed motion (`keys` such as "0:neutral; 1:AU12=4": seconds and AUs, or a preset's name) as an MP4
-    (H.264), a looping GIF and a ZIP of the PNG frames with their settings; and the frames' metadata."""
+    """A keyframed motion (`keys` such as "0:neutral; 1:AU12=4": seconds and AUs, or a preset's name; `seconds`
+    0: until the last keyframe) as an MP4 (H.264), a looping GIF and a ZIP of the PNG frames with their
+    settings; and the frames' metadata."""
     with call_photos(backend, photos) as paths:
         backend.outputs.discard_older_than(API_FILE_AGE_S, API_FILES)
         with readable_errors("Animating"):
             motion = Motion.create(keys, seconds, fps, easing)
             settings = GenerationSettings.create(prompt, None, **options)
-        outputs = []
+        made: list[dict] = []  # each chunk's metadata, not its pictures: those go to files at once
 
         def chunk(frames: GenerationSettings) -> Any:
-            outputs.append(backend.render(frames, paths, no_progress).output)
-            return outputs[-1]
+            output = backend.render(frames, paths, no_progress).output
+            made.append(output.metadata)
+            return output
 
         with backend.outputs.scratch() as folder:  # the frames go into the ZIP, not one by one to the client
             names = (Path(folder) / frame_name(index) for index in range(motion.frame_count))
             *_, frames = render_frames(settings, motion, chunk, lambda image, data: save_png(image, next(names), data))
-            video, gif = write_videos(frames, backend.outputs.new_file(API_FILES, ".mp4"), motion.fps)
-            archive = zip_frames(frames, backend.outputs.new_file(API_FILES, ".zip"))
-    metadata = {**outputs[0].metadata, "aus": [aus for output in outputs for aus in output.metadata["aus"]],
-                "animation": motion.as_dict()}
+            with readable_errors("Writing the video"):
+                video, gif = write_videos(frames, backend.outputs.new_file(API_FILES, ".mp4"),
+                                          backend.outputs.new_file(API_FILES, ".gif"), motion.fps)
+                archive = zip_frames(frames, backend.outputs.new_file(API_FILES, ".zip"))
+    metadata = {**made[0], "aus": [aus for data in made for aus in data["aus"]], "animation": motion.as_dict()}
     return gr.FileData(path=str(video)), gr.FileData(path=str(gif)), gr.FileData(path=str(archive)), metadata
 
 
@@ -165,10 +168,13 @@ def upscale(backend: Backend, image: Any, photos: Any, **options: Any) -> tuple[
             metadata = read_settings(source)
             if "upscale" in metadata:
                 raise InvalidInputError("This image is upscaled already: send the image it was made from.")
-            if metadata.get("faces") and not paths:
-                raise InvalidInputError(f"This image was made from {metadata['faces']} face photo(s): send them "
-                                        "in photos to upscale it with the same face.")
+            # The photos choose the pipeline, as for /generate: those the image was made with, or none.
+            if metadata.get("faces", 0) != len(paths):
+                made = f"{metadata['faces']} face photo(s)" if metadata.get("faces") else "no face photo"
+                raise InvalidInputError(f"This image was made from {made}; {len(paths)} were sent. Send the "
+                                        "photos it was made from in photos (none for an image without a face).")
             settings = GenerationSettings.from_metadata(metadata)
+            options.steps(settings.num_inference_steps)  # refused before the GPU slot when it runs none
         output = backend.upscale(settings, source, paths, options, no_progress).output
     return gr.FileData(path=str(backend.outputs.png(output.images[0], output.metadata_for(0), API_FILES))), \
         output.metadata
@@ -218,8 +224,8 @@ def add_api(backend: Backend) -> None:
                api_name=function.__name__, **API)
     gr.api(endpoint(sweep, backend, [*PROMPT_PARAMETERS, *SWEEP_PARAMETERS, PHOTOS_PARAMETER, *SETTING_PARAMETERS]),
            api_name="sweep", **API)
-    animation_parameters = [_parameter("keys", str, "0:neutral; 1:AU12=4"), _parameter("seconds", float | None, None),
-                            _parameter("fps", int, 12), _parameter("easing", str, "linear")]
+    animation_parameters = [_parameter("keys", str, "0:neutral; 1:AU12=4"), _parameter("seconds", float, 0.0),
+                            _parameter("fps", int, DEFAULT_FPS), _parameter("easing", str, DEFAULT_EASING)]
     gr.api(endpoint(animate, backend, [_parameter("prompt", str), *animation_parameters, PHOTOS_PARAMETER,
                                        *SETTING_PARAMETERS]), api_name="animate", **API)
     upscale_parameters = [_parameter(setting.name, setting.kind, setting.default) for setting in UPSCALE_SETTINGS]

@@ -113,8 +113,12 @@ def measure_animation(backend: Backend, state: Session, measure: bool) -> Any:
     frames = [path for path in state.animation_files if path.suffix == ".png"]
     if not measure or not frames:
         return gr.update(visible=False)
-    asked = [(stored["animation"]["time"], stored["aus"][0]) for stored in map(read_settings, frames)]
-    motion = read_settings(frames[0])["animation"]
+    try:
+        stored = [read_settings(path) for path in frames]
+    except FineFaceError:  # deleted by a newer animation meanwhile: that one's readout follows
+        return gr.skip()
+    asked = [(frame["animation"]["time"], frame["aus"][0]) for frame in stored]
+    motion = stored[0]["animation"]
     # The AUs that move; a motion that holds still shows those it holds.
     moving = Motion.create(motion["keys"], motion["seconds"], motion["fps"], motion["easing"]).animated_aus() or \
         [name for name in AU_NAMES if asked[0][1][name]]

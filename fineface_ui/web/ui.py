@@ -16,7 +16,7 @@ from typing import Any, Callable
 import gradio as gr
 
 from ..aus import ACCEPTED_RANGE, ACTION_UNITS, AU_NAMES, TRAINED_RANGE, ActionUnit
-from ..keyframes import EASINGS, FPS_RANGE, MAX_FRAMES, MAX_SECONDS
+from ..keyframes import DEFAULT_EASING, DEFAULT_FPS, EASINGS, FPS_RANGE, MAX_FRAMES, MAX_SECONDS
 from ..presets import PRESETS
 from ..settings import MAX_IMAGES_PER_CALL, SCHEDULERS, SPEC, TEXT, UPSCALE_SPEC, Setting
 from ..studio import Studio
@@ -57,6 +57,9 @@ RENDERS = {"concurrency_id": GPU, "concurrency_limit": 1, "trigger_mode": "alway
 STREAMED = {**RENDERS, "show_progress": "minimal"}
 # A drag's previews: while one runs, Gradio keeps only the newest value waiting, so they never pile up.
 PREVIEWS = {**RENDERS, "show_progress": "hidden"}
+# An animation holds its slot for minutes: a slot of its own, so that the tabs' renders go on between its
+# chunks (each chunk takes the pipeline's lock for one batch).
+ANIMATIONS = {**RENDERS, "concurrency_id": "animation"}
 # Reading expressions (readouts.py): slots of their own, so a render never queues behind a measurement;
 # several at once (an ONNX Runtime session runs calls in parallel), so one tab's sweep holds up no other tab.
 READS = {"concurrency_id": "reader", "concurrency_limit": 4, "trigger_mode": "always_last", **UI_ONLY}
@@ -193,9 +196,9 @@ def animate_panel(page: Page) -> None:
     with gr.Row():
         page["seconds"] = gr.Number(label="Length (s)", value=0, minimum=0, maximum=MAX_SECONDS,
                                     info="0: until the last keyframe")
-        page["fps"] = gr.Slider(*FPS_RANGE, value=12, step=1, label="Frames per second",
+        page["fps"] = gr.Slider(*FPS_RANGE, value=DEFAULT_FPS, step=1, label="Frames per second",
                                 info=f"at most {MAX_FRAMES} frames in all")
-        page["easing"] = gr.Radio(list(EASINGS), value="linear", label="Between keyframes",
+        page["easing"] = gr.Radio(list(EASINGS), value=DEFAULT_EASING, label="Between keyframes",
                                   info="ease: each AU slows into and out of every keyframe")
     page["run_animation"] = gr.Button("Render animation", variant="primary")
     page["frames"] = gr.Gallery(label="Frames", columns=6, height=260, format="png", fit_columns=False,
@@ -285,7 +288,7 @@ def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
     animation_inputs = [page[name] for name in ("session", "photos", "keys", "seconds", "fps", "easing")]
     animations = page["run_animation"].click(**faces_first).success(
         with_backend(animating.render_animation, backend), animation_inputs,
-        [page["frames"], page["video"], page["animation_files"]], inputs_kwargs=values, **RENDERS)
+        [page["frames"], page["video"], page["animation_files"]], inputs_kwargs=values, **ANIMATIONS)
     animations.success(with_backend(readouts.measure_animation, backend), [page["session"], page["measure"]],
                        page["animation_curves"], show_progress="hidden", **READS)
     upscales = page["upscale"].click(with_backend(handlers.upscale_result, backend),
