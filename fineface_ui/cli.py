@@ -182,9 +182,12 @@ def animate(args: argparse.Namespace) -> list[Path]:
     from .keyframes import Motion
     from .png_info import save_png
     from .settings import GenerationSettings
+    from .studio import RANDOM_WEIGHTS_DEFAULTS
 
     motion = Motion.create(args.keys, args.seconds, args.fps, args.easing)
     options = {name: getattr(args, name) for name in SPEC if getattr(args, name) is not None}
+    if args.random_weights:  # a smoke test of seconds, not minutes, unless asked otherwise
+        options = {**RANDOM_WEIGHTS_DEFAULTS, **options}
     settings = GenerationSettings.create(args.prompt, None, **options)
     if args.out.suffix.lower() != ".mp4":
         raise InvalidInputError(f"--out names the MP4 to write; end it in .mp4, not {args.out.name!r}.")

@@ -27,6 +27,9 @@ from .faces.model_pack import ensure_model_pack
 from .faces.photos import Photo, load_rgb
 from .settings import GenerationSettings, Upscale
 
+# Random weights give noise at any size: their demos start small and few-step, to feel quick on a CPU.
+RANDOM_WEIGHTS_DEFAULTS = {"num_inference_steps": 4, "width": 256, "height": 256}
+
 _open_studios: weakref.WeakValueDictionary[int, "Studio"] = weakref.WeakValueDictionary()
 
 

@@ -19,7 +19,7 @@ from ..aus import ACCEPTED_RANGE, ACTION_UNITS, AU_NAMES, TRAINED_RANGE, ActionU
 from ..keyframes import DEFAULT_EASING, DEFAULT_FPS, EASINGS, FPS_RANGE, MAX_FRAMES, MAX_SECONDS
 from ..presets import PRESETS
 from ..settings import MAX_IMAGES_PER_CALL, SCHEDULERS, SPEC, TEXT, UPSCALE_SPEC, Setting
-from ..studio import Studio
+from ..studio import RANDOM_WEIGHTS_DEFAULTS, Studio
 from . import animating, handlers, readouts, restoring
 from .before_after import show_before_after
 from .handlers import PAGE_VALUES, PIPELINE_SETTINGS
@@ -314,7 +314,8 @@ def build_ui(studio: Studio) -> gr.Blocks:
     """The whole page for one Studio; launch it with queueing as server.py does."""
     backend = Backend(studio)
     # Random weights give noise at any size, so that demo starts small and fast enough to feel live on a CPU.
-    steps, size = (4, 256) if studio.random_weights else (SPEC["num_inference_steps"].default, SPEC["width"].default)
+    defaults = RANDOM_WEIGHTS_DEFAULTS if studio.random_weights else {name: SPEC[name].default for name in SPEC}
+    steps, size = defaults["num_inference_steps"], defaults["width"]
     page: Page = {}
     with gr.Blocks(title="FineFace UI", analytics_enabled=False, delete_cache=(600, 3600)) as demo:
         # Deep-copied per tab; a closed tab's files go with it.
