@@ -143,12 +143,13 @@ class Studio:
         output = self.identity_pipeline().generate(settings, on_step, faces.embeddings, on_preview)
         return StudioResult(output, faces)
 
-    def preview(self, settings: GenerationSettings, photos: Sequence[Any] = ()) -> Image.Image:
-        """The quick, rough image of one AU setting that a slider drag shows (previews.py)."""
+    def preview(self, settings: GenerationSettings, photos: Sequence[Any] = ()) -> list[Image.Image]:
+        """Quick, rough images, one per AU setting (previews.py): what a slider drag shows, and the quick look
+        at an animation's motion."""
         if not photos:
-            return self.text_pipeline().generate_preview(settings)[-1]
+            return self.text_pipeline().generate_preview(settings)
         faces = self.face_embedder().embed(list(photos))
-        return self.identity_pipeline().generate_preview(settings, faces.embeddings)[-1]
+        return self.identity_pipeline().generate_preview(settings, faces.embeddings)
 
     def upscale(self, settings: GenerationSettings, image: Photo, photos: Sequence[Any] = (),
                 on_step: StepCallback | None = None, *, upscale: Upscale = Upscale()) -> StudioResult:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from pathlib import Path
 
 import av
 import gradio as gr
@@ -139,3 +140,14 @@ def test_the_tab_refuses_bad_keyframes_before_any_work(random_studio, fast):
                                         no_progress, **page_values(fast)))
     assert animating.keyframes_of("0:neutral; 1:AU12=4") == "- 0 s: neutral\n- 1 s: AU12=4"
     assert animating.keyframes_of("0:neutral; x:AU12=4").startswith("⚠️")
+
+
+def test_a_quick_look_plays_every_frame_as_a_preview_in_a_gif(random_studio, fast):
+    backend, state = Backend(random_studio), Session()
+    gif = animating.preview_motion(backend, state, None, "0:neutral; 1:AU12=4", 1, 9, "linear", no_progress,
+                                   **page_values(fast))
+    with Image.open(gif) as animation:
+        assert animation.n_frames == 10 and animation.info["duration"] == 110  # GIF counts hundredths
+    again = animating.preview_motion(backend, state, None, "0:neutral; 1:AU12=4", 1, 9, "linear", no_progress,
+                                     **page_values(fast))
+    assert not Path(gif).exists() and Path(again).exists()  # the older quick look is gone with its successor

@@ -53,3 +53,10 @@ def test_upscale_puts_a_twice_as_large_image_first_in_the_history(page):
     wait_for_history(page, "neutral · seed 0 · x2")
     page.wait_for_function(f"{RESULT_SRC} !== null && document.querySelector('#result img').naturalWidth === 512",
                            timeout=RENDER_MS)  # the page opens with a 256 px image in demo mode
+
+
+def test_a_quick_look_shows_the_motion_as_a_gif(page):
+    page.get_by_role("tab", name="Animate").click()
+    keyframes(page).fill("0:neutral; 0.5:AU12=4")
+    page.get_by_role("button", name="Quick look").click()
+    expect(page.locator("#motion-preview img")).to_have_attribute("src", re.compile(r"\.gif$"), timeout=RENDER_MS)

@@ -68,7 +68,8 @@ def test_every_page_render_with_photos_first_waits_for_the_face_models_outside_t
     demo = build_ui(random_studio)
     photos = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "face-photos")
     renders = [fn for fn in demo.fns.values() if fn.concurrency_id in ("gpu", "animation") and photos in fn.inputs]
-    assert {fn.fn.__name__ for fn in renders} == {"render", "render_sweep", "render_animation", "preview"}
+    assert {fn.fn.__name__ for fn in renders} == {"render", "render_sweep", "render_animation", "preview_motion",
+                                                  "preview"}
     for fn in renders:
         if fn.fn.__name__ == "preview":  # a drag's preview does not wait: the render on release does
             continue

@@ -7,11 +7,12 @@ from typing import Any, Iterator
 
 import gradio as gr
 
-from ..animation import render_frames, write_videos, zip_frames
+from ..animation import frame_chunks, render_frames, write_videos, zip_frames
 from ..aus import AU_NAMES, check_number, format_aus
 from ..errors import InvalidInputError
 from ..keyframes import Keyframe, Motion, format_keyframes, parse_keyframes
 from ..settings import GenerationSettings
+from ..video import write_gif
 from .handlers import own_photos, split, warn_about_cut_text
 from .rendering import Backend, Stopped, create_settings, readable_errors
 from .session import Session
@@ -71,6 +72,27 @@ def render_animation(backend: Backend, state: Session, photo_paths: list[str] | 
         archive = zip_frames(frames, name.with_name(f"{name.name}-frames.zip"))
     state.animation_files = [*frames, video, gif, archive]
     yield shown_frames(frames, motion), str(video), [str(video), str(gif), str(archive)]
+
+
+def preview_motion(backend: Backend, state: Session, photo_paths: list[str] | None, keys: str, seconds: Any,
+                   fps: Any, easing: str, progress: gr.Progress = gr.Progress(), **values: Any) -> Any:
+    """A quick look at the motion: every frame as a preview (8 steps, TAESD), played as a GIF, in a
+    fraction of the render's time; nothing of it enters the downloads."""
+    with readable_errors("Previewing the motion"):
+        motion = Motion.create(keys, seconds, fps, easing)
+    text, _, options = split(values)
+    settings = create_settings(text, None, **options)
+    photos = own_photos(backend, state, photo_paths)
+    stops_before, pictures = state.stops, []
+    for start, chunk in frame_chunks(settings, motion):
+        if state.stops != stops_before:
+            gr.Info("Stopped.")
+            return gr.skip()
+        progress((start, motion.frame_count), desc="Quick look: frames")
+        pictures += backend.preview(chunk, photos)
+    backend.outputs.discard([state.motion_preview] if state.motion_preview else [])
+    state.motion_preview = write_gif(pictures, backend.outputs.new_folder(state) / "quick-look.gif", motion.fps)
+    return str(state.motion_preview)
 
 
 def shown_frames(frames: list, motion: Motion) -> dict[str, Any]:

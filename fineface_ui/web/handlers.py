@@ -98,7 +98,7 @@ def preview(backend: Backend, state: Session, photo_paths: list[str] | None, **v
         return gr.skip()  # no waiting in the GPU slot for a preview: the render on release waits, outside it
     text, aus, options = split(values)
     try:
-        image = backend.preview(create_settings(text, aus, **options), own_photos(backend, state, photo_paths))
+        [image] = backend.preview(create_settings(text, aus, **options), own_photos(backend, state, photo_paths))
     except gr.Error:
         return gr.skip()
     return gr.update(value=image, label=PREVIEW_LABEL)

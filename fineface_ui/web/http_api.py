@@ -109,7 +109,7 @@ def preview(backend: Backend, prompt: str, aus: str, photos: Any, **options: Any
     settings: for controls that follow a slider live. Call /generate for the image itself."""
     with call_photos(backend, photos) as paths:
         settings = one_image_settings(backend, prompt, aus, options)
-        image = backend.preview(settings, paths)
+        [image] = backend.preview(settings, paths)
     return gr.FileData(path=str(backend.outputs.jpeg(image, API_FILES)))
 
 

@@ -1,7 +1,7 @@
 """Running the Studio for a web request: one GPU call, a progress bar, Stop, and readable errors.
 
 The page's handlers and the HTTP API all run the models through `Backend`: `render` (the result),
-`stream` (the result, with glimpses of it while it denoises) and `preview` (a quick, rough image).
+`stream` (the result, with glimpses of it while it denoises) and `preview` (quick, rough images).
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def upscale_readably(studio: Studio, settings: GenerationSettings, image: str, p
         return studio.upscale(settings, image, photos, on_step, upscale=upscale)
 
 
-def preview_readably(studio: Studio, settings: GenerationSettings, photos: Sequence[str]) -> Image.Image:
+def preview_readably(studio: Studio, settings: GenerationSettings, photos: Sequence[str]) -> list[Image.Image]:
     with readable_errors():
         return studio.preview(settings, photos)
 
@@ -141,7 +141,7 @@ class Backend:
     # The functions that run the models, wrapped for ZeroGPU (zero_gpu.on_gpu) once, when the app is built.
     generate: Callable[..., StudioResult] = field(default_factory=lambda: on_gpu(generate_readably))
     streamed: Callable[..., Iterator[Glimpse | StudioResult]] = field(default_factory=lambda: on_gpu(stream_readably))
-    previewed: Callable[..., Image.Image] = field(default_factory=lambda: on_gpu(preview_readably))
+    previewed: Callable[..., list[Image.Image]] = field(default_factory=lambda: on_gpu(preview_readably))
     upscaled: Callable[..., StudioResult] = field(default_factory=lambda: on_gpu(upscale_readably))
 
     def render(self, settings: GenerationSettings, photos: Sequence[str], progress: Callable[..., Any],
@@ -167,8 +167,8 @@ class Backend:
             return self.upscaled(self.studio, settings, image, list(photos), StepReporter(progress, session),
                                  upscale=upscale)
 
-    def preview(self, settings: GenerationSettings, photos: Sequence[str]) -> Image.Image:
-        """A quick, rough image of `settings` (previews.py): no progress, no Stop, no result."""
+    def preview(self, settings: GenerationSettings, photos: Sequence[str]) -> list[Image.Image]:
+        """Quick, rough images of `settings`, one per AU setting (previews.py): no progress, no Stop, no result."""
         with readable_errors():
             self.load_face_models(photos)
             return self.previewed(self.studio, settings, list(photos))

@@ -54,6 +54,7 @@ class Session:
     sweep_files: list[Path] = field(default_factory=list)
     sweep_au: str | None = None  # the AU the sweep files step through
     animation_files: list[Path] = field(default_factory=list)  # the newest animation's frames, then its videos
+    motion_preview: Path | None = None  # the GIF of the newest quick look at an animation's motion
     # The page values (seed left out: Keep seed off draws a new one) and photos of the newest render asked
     # for. A slider preview of exactly these arrives too late to be of use: it would only hide the render.
     requested: Any = None
@@ -67,8 +68,9 @@ class Session:
 
     def files(self) -> list[Path]:
         neutral = [self.neutral.path] if self.neutral else []
+        motion = [self.motion_preview] if self.motion_preview else []
         return [result.path for result in self.history] + neutral + self.sweep_files + self.animation_files + \
-            list(self.photos.values())
+            motion + list(self.photos.values())
 
     def remember(self, result: Result, neutral: Result | None) -> set[Path]:
         """Put a result first in the history (and a new neutral twin); return the files no longer shown."""
@@ -156,7 +158,7 @@ class OutputFolder:
             if session.folder is None or not session.folder.is_dir():
                 if session.folder is not None:  # swept: what it pointed to is gone
                     session.history, session.shown, session.neutral = [], None, None
-                    session.sweep_files, session.animation_files = [], []
+                    session.sweep_files, session.animation_files, session.motion_preview = [], [], None
                     session.photos.clear()
                 session.folder = Path(tempfile.mkdtemp(prefix="session-", dir=self.root))
             os.utime(session.folder)

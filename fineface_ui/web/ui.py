@@ -200,7 +200,11 @@ def animate_panel(page: Page) -> None:
                                 info=f"at most {MAX_FRAMES} frames in all")
         page["easing"] = gr.Radio(list(EASINGS), value=DEFAULT_EASING, label="Between keyframes",
                                   info="ease: each AU slows into and out of every keyframe")
-    page["run_animation"] = gr.Button("Render animation", variant="primary")
+    with gr.Row():
+        page["preview_motion"] = gr.Button("Quick look", scale=1)
+        page["run_animation"] = gr.Button("Render animation", variant="primary", scale=3)
+    page["motion_preview"] = gr.Image(label="Quick look: every frame as a rough preview (8 steps, TAESD)",
+                                      type="filepath", interactive=False, height=260, elem_id="motion-preview")
     page["frames"] = gr.Gallery(label="Frames", columns=6, height=260, format="png", fit_columns=False,
                                 allow_preview=True, elem_id="animation-frames")
     page["video"] = gr.Video(label="Animation (MP4)", autoplay=True, loop=True, interactive=False, height=400,
@@ -291,6 +295,9 @@ def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
         [page["frames"], page["video"], page["animation_files"]], inputs_kwargs=values, **ANIMATIONS)
     animations.success(with_backend(readouts.measure_animation, backend), [page["session"], page["measure"]],
                        page["animation_curves"], show_progress="hidden", **READS)
+    quick_looks = page["preview_motion"].click(**faces_first).success(
+        with_backend(animating.preview_motion, backend), animation_inputs, page["motion_preview"],
+        inputs_kwargs=values, **ANIMATIONS)
     upscales = page["upscale"].click(with_backend(handlers.upscale_result, backend),
                                      [page["session"], page["upscale_scale"], page["upscale_strength"]],
                                      [page[name] for name in ("image", "history", "download", "metadata")], **RENDERS)
@@ -307,7 +314,7 @@ def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
     # The counter stops the run in progress (cancelling cannot interrupt a running thread);
     # `cancels` drops the requests still waiting in the queue.
     page["stop"].click(handlers.request_stop, page["session"], page["image"], queue=False,
-                       cancels=[*copies, *renders, compares, sweeps, upscales, animations], **UI_ONLY)
+                       cancels=[*copies, *renders, compares, sweeps, upscales, animations, quick_looks], **UI_ONLY)
 
 
 def build_ui(studio: Studio) -> gr.Blocks:
