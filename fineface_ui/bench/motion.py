@@ -1,5 +1,6 @@
 """Animations and upscales, measured: frames per second of a keyframed motion (rendered in chunks and
-written as PNG frames, MP4 and GIF, as the page and the command line do) and the time of one x2 upscale.
+written as PNG frames, MP4 and GIF, as the page and the command line do), of its quick look, and the time
+of one x2 upscale.
 Measures, never asserts.
 
 On the CPU with the tiny models (`python -m fineface_ui.bench --random-weights`, live.py), and on CUDA
@@ -15,7 +16,7 @@ from typing import Any, Callable
 
 from PIL import Image
 
-from ..animation import frame_name, render_frames, write_videos
+from ..animation import frame_chunks, frame_name, render_frames, write_videos
 from ..keyframes import Motion
 from ..png_info import read_settings, save_png
 from ..settings import GenerationSettings, Upscale
@@ -40,6 +41,12 @@ def motion_rows(pipe: Any, size: int, steps: int, sync: Callable[[], None] = lam
         start = time.perf_counter()
         write_videos(frames, Path(folder) / "motion.mp4", Path(folder) / "motion.gif", motion.fps)
         encoded = time.perf_counter() - start
+        sync()
+        start = time.perf_counter()
+        for _, chunk in frame_chunks(settings, motion):  # the Animate tab's Quick look
+            pipe.generate_preview(chunk)
+        sync()
+        quick = time.perf_counter() - start
         last = GenerationSettings.from_metadata(read_settings(frames[-1]))
         upscale = Upscale()
         with Image.open(frames[-1]) as image:
@@ -56,6 +63,8 @@ def motion_rows(pipe: Any, size: int, steps: int, sync: Callable[[], None] = lam
         ("animation: frames rendered per second (each written as a PNG)", motion.frame_count / rendered, frames_note),
         ("animation: writing the MP4 and the GIF, s", encoded, f"{motion.frame_count} frames"),
         ("animation: whole, frames per second", motion.frame_count / (rendered + encoded), frames_note),
+        ("animation: quick look (8 steps, TAESD), frames per second", motion.frame_count / quick,
+         f"{motion.frame_count} frames, {size}x{size}"),
         (f"upscale x2 to {side}x{side} at strength {upscale.strength:g}, s", upscaled,
          f"{upscale.steps(steps)} of {steps} steps at the larger size"),
     ]
