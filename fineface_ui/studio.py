@@ -137,26 +137,28 @@ class Studio:
     def generate(self, settings: GenerationSettings, photos: Sequence[Any] = (), on_step: StepCallback | None = None,
                  on_preview: PreviewCallback | None = None) -> StudioResult:
         """Text + AUs, or text + AUs + identity when photos are given."""
-        if not photos:
-            return StudioResult(self.text_pipeline().generate(settings, on_step, on_preview=on_preview), None)
-        faces = self.face_embedder().embed(list(photos))
-        output = self.identity_pipeline().generate(settings, on_step, faces.embeddings, on_preview)
-        return StudioResult(output, faces)
+        pipeline, faces = self._pipeline_for(photos)
+        return StudioResult(pipeline.generate(settings, on_step, _embeddings(faces), on_preview), faces)
 
     def preview(self, settings: GenerationSettings, photos: Sequence[Any] = ()) -> list[Image.Image]:
         """Quick, rough images, one per AU setting (previews.py): what a slider drag shows, and the quick look
         at an animation's motion."""
-        if not photos:
-            return self.text_pipeline().generate_preview(settings)
-        faces = self.face_embedder().embed(list(photos))
-        return self.identity_pipeline().generate_preview(settings, faces.embeddings)
+        pipeline, faces = self._pipeline_for(photos)
+        return pipeline.generate_preview(settings, _embeddings(faces))
 
     def upscale(self, settings: GenerationSettings, image: Photo, photos: Sequence[Any] = (),
                 on_step: StepCallback | None = None, *, upscale: Upscale = Upscale()) -> StudioResult:
         """`image`, made with `settings` (and the faces in `photos`), larger and redrawn (FineFacePipeline.upscale)."""
         picture = Image.fromarray(load_rgb(image, "the image to upscale"))
+        pipeline, faces = self._pipeline_for(photos)
+        return StudioResult(pipeline.upscale(picture, settings, _embeddings(faces), upscale, on_step), faces)
+
+    def _pipeline_for(self, photos: Sequence[Any]) -> tuple[FineFacePipeline, FaceEmbeddings | None]:
+        """The text pipeline without photos; with them, the identity pipeline and the faces found in them."""
         if not photos:
-            return StudioResult(self.text_pipeline().upscale(picture, settings, None, upscale, on_step), None)
-        faces = self.face_embedder().embed(list(photos))
-        return StudioResult(self.identity_pipeline().upscale(picture, settings, faces.embeddings, upscale, on_step),
-                            faces)
+            return self.text_pipeline(), None
+        return self.identity_pipeline(), self.face_embedder().embed(list(photos))
+
+
+def _embeddings(faces: FaceEmbeddings | None) -> Any:
+    return None if faces is None else faces.embeddings

@@ -103,3 +103,14 @@ def attention_spy():
             unet.set_attn_processor(dict(originals))  # diffusers empties the dict it is given
 
     return spying
+
+
+@pytest.fixture
+def no_model_loads(monkeypatch):
+    """A command refused before any work: loading its models fails the test."""
+    import fineface_ui.cli
+
+    def no_models(*args):
+        raise AssertionError("a model was loaded for a request refused anyway")
+
+    monkeypatch.setattr(fineface_ui.cli, "_studio", no_models)

@@ -80,14 +80,8 @@ def test_the_command_writes_an_mp4_a_gif_and_png_frames_of_the_motion(tmp_path, 
     (["--keys", "0:neutral; 1:AU12=4", "--out", "smile.gif"], "end it in .mp4"),
 ])
 def test_bad_keyframes_are_refused_with_a_message_before_any_model_loads(arguments, message, tmp_path, capsys,
-                                                                         monkeypatch):
-    import fineface_ui.cli
-
-    def no_models(*args):
-        raise AssertionError("a model was loaded for a request refused anyway")
-
+                                                                         monkeypatch, no_model_loads):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(fineface_ui.cli, "_studio", no_models)
     assert main(["animate", "--random-weights", *arguments]) == 2
     assert message in capsys.readouterr().err
     assert not list(tmp_path.iterdir())  # nothing written

@@ -140,13 +140,7 @@ def test_the_page_says_to_render_first_when_there_is_nothing_to_upscale(random_s
         handlers.upscale_result(Backend(random_studio), Session(), 2.0, 0.4, no_progress)
 
 
-def test_generate_refuses_an_upscale_that_runs_no_step_before_any_model_loads(tmp_path, capsys, monkeypatch):
-    import fineface_ui.cli
-
-    def no_models(*args):
-        raise AssertionError("a model was loaded for a request refused anyway")
-
-    monkeypatch.setattr(fineface_ui.cli, "_studio", no_models)
+def test_generate_refuses_an_upscale_that_runs_no_step_before_any_model_loads(tmp_path, capsys, no_model_loads):
     assert main(["generate", "--steps", "2", "--upscale", "2", "--out", str(tmp_path / "x.png")]) == 2
     assert "Upscale strength 0.4 of 2 steps runs no denoising step" in capsys.readouterr().err
 

@@ -115,15 +115,11 @@ def raw_latents(pipe: Any, settings: GenerationSettings, **diffusers_options: An
     """The pipeline's denoising loop with options of diffusers' that the app does not offer (custom start
     latents and timesteps): this experiment's alone, so it reaches into the pipeline's request setup."""
     positive, negative, _ = pipe._prompt_embeddings(settings.prompt, settings.negative_prompt)
-    pipe._begin_request(settings, None)
-    try:
+    with pipe._request_terms(settings, None):
         pipe.sd.scheduler = pipe.schedulers[settings.scheduler]
         return pipe.sd(prompt_embeds=positive, negative_prompt_embeds=negative, guidance_scale=settings.guidance_scale,
                        height=settings.height, width=settings.width, output_type="latent",
                        generator=torch.Generator("cpu").manual_seed(settings.seed), **diffusers_options).images
-    finally:
-        for adapter in pipe.adapters.values():
-            adapter.end_request()
 
 
 def latents_after(pipe: Any, settings: GenerationSettings, step: int) -> torch.Tensor:

@@ -245,23 +245,18 @@ class FineFacePipeline:
         face_embeds = getattr(face_embeds, "embeddings", face_embeds)
         with self._lock:
             positive, negative, dropped = self._prepare(settings)
-            self._begin_request(settings, face_embeds)
-            try:
-                with readable_memory_errors():
-                    self.img2img.scheduler = self.schedulers[settings.scheduler]
-                    images = self.img2img(
-                        image=larger,
-                        strength=upscale.strength,
-                        prompt_embeds=positive,
-                        negative_prompt_embeds=negative,
-                        num_inference_steps=settings.num_inference_steps,
-                        guidance_scale=settings.guidance_scale,
-                        generator=[torch.Generator("cpu").manual_seed(settings.seed)],
-                        callback_on_step_end=step_reporter(on_step, steps),
-                    ).images
-            finally:
-                for adapter in self.adapters.values():
-                    adapter.end_request()
+            with self._request_terms(settings, face_embeds), readable_memory_errors():
+                self.img2img.scheduler = self.schedulers[settings.scheduler]
+                images = self.img2img(
+                    image=larger,
+                    strength=upscale.strength,
+                    prompt_embeds=positive,
+                    negative_prompt_embeds=negative,
+                    num_inference_steps=settings.num_inference_steps,
+                    guidance_scale=settings.guidance_scale,
+                    generator=[torch.Generator("cpu").manual_seed(settings.seed)],
+                    callback_on_step_end=step_reporter(on_step, steps),
+                ).images
         metadata = image_metadata(self, settings, face_embeds, dropped)
         metadata["upscale"] = {**asdict(upscale), "width": width, "height": height}
         return FineFaceOutput(images=images, metadata=metadata)
@@ -281,14 +276,10 @@ class FineFacePipeline:
                    prompts: tuple[torch.Tensor, torch.Tensor], report: Callable[..., dict] | None,
                    quick_decode: bool) -> list[Image.Image]:
         """One denoising loop over all of `settings`' images, with their adapter terms set for its duration."""
-        self._begin_request(settings, face_embeds)
-        try:
+        with self._request_terms(settings, face_embeds):
             if quick_decode:
                 return self.decode_quickly(self._denoise(settings, *prompts, report, output_type="latent"))
             return self._denoise(settings, *prompts, report)
-        finally:
-            for adapter in self.adapters.values():
-                adapter.end_request()
 
     def _prompt_embeddings(self, prompt: str, negative_prompt: str) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """CLIP embeddings of the prompt and the negative prompt, and the tokens CLIP cut from each; kept,
@@ -303,8 +294,9 @@ class FineFacePipeline:
         self._prompt_cache.move_to_end(key)
         return self._prompt_cache[key]
 
-    def _begin_request(self, settings: GenerationSettings, face_embeds: torch.Tensor | None) -> None:
-        """Give every FineFace layer this request's adapter terms, in the UNet's batch order."""
+    @contextmanager
+    def _request_terms(self, settings: GenerationSettings, face_embeds: torch.Tensor | None) -> Iterator[None]:
+        """Every FineFace layer holds this request's adapter terms, in the UNet's batch order, for the block."""
         count = len(settings.aus)
         # diffusers runs classifier-free guidance under exactly this condition, batch [uncond, cond].
         guided = settings.guidance_scale > 1
@@ -314,6 +306,11 @@ class FineFacePipeline:
             adapter.begin_request(au_tokens, settings.au_scale, identity_tokens, settings.ip_scale)
             if any(forward.warming for forward in self._fast):
                 adapter.pin_request_tensors()  # the graphs captured now will read these tensors
+        try:
+            yield
+        finally:
+            for adapter in self.adapters.values():
+                adapter.end_request()
 
     def _au_tokens(self, aus: Sequence[dict[str, float]], guided: bool) -> torch.Tensor:
         """AU tokens in the UNet's batch order; the unconditional half is the all-zero AU vector's token."""

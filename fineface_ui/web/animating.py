@@ -28,16 +28,21 @@ def add_keyframe(keys: str, time: Any, **aus: float) -> str:
         return format_keyframes(parse_keyframes(format_keyframes(sorted([*kept, added], key=lambda key: key.time))))
 
 
-def render_animation(backend: Backend, state: Session, photo_paths: list[str] | None, keys: str, seconds: Any,
-                     fps: Any, easing: str, progress: gr.Progress = gr.Progress(track_tqdm=True),
-                     **values: Any) -> Iterator[Any]:
-    """The motion's frames in the gallery as each chunk is done; then the video and the downloads. The
-    sliders' AUs are not used: the keyframes say every AU at every moment."""
+def motion_request(backend: Backend, state: Session, photo_paths: list[str] | None, keys: str, seconds: Any,
+                   fps: Any, easing: str, values: dict[str, Any]) -> tuple[Motion, GenerationSettings, list[str]]:
+    """The tab's motion, the page's other settings (the sliders' AUs left out: the keyframes say every AU at
+    every moment) and the tab's face photos, each checked before any work."""
     with readable_errors("Animating"):
         motion = Motion.create(keys, seconds, fps, easing)
     text, _, options = split(values)
-    settings = create_settings(text, None, **options)
-    photos = own_photos(backend, state, photo_paths)
+    return motion, create_settings(text, None, **options), own_photos(backend, state, photo_paths)
+
+
+def render_animation(backend: Backend, state: Session, photo_paths: list[str] | None, keys: str, seconds: Any,
+                     fps: Any, easing: str, progress: gr.Progress = gr.Progress(track_tqdm=True),
+                     **values: Any) -> Iterator[Any]:
+    """The motion's frames in the gallery as each chunk is done; then the video and the downloads."""
+    motion, settings, photos = motion_request(backend, state, photo_paths, keys, seconds, fps, easing, values)
     backend.outputs.discard(state.animation_files)
     state.animation_files = []
     stops_before = state.stops
@@ -78,11 +83,7 @@ def preview_motion(backend: Backend, state: Session, photo_paths: list[str] | No
                    fps: Any, easing: str, progress: gr.Progress = gr.Progress(), **values: Any) -> Any:
     """A quick look at the motion: every frame as a preview (8 steps, TAESD), played as a GIF, in a
     fraction of the render's time; nothing of it enters the downloads."""
-    with readable_errors("Previewing the motion"):
-        motion = Motion.create(keys, seconds, fps, easing)
-    text, _, options = split(values)
-    settings = create_settings(text, None, **options)
-    photos = own_photos(backend, state, photo_paths)
+    motion, settings, photos = motion_request(backend, state, photo_paths, keys, seconds, fps, easing, values)
     stops_before, pictures = state.stops, []
     for start, chunk in frame_chunks(settings, motion):
         if state.stops != stops_before:

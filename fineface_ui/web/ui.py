@@ -286,18 +286,7 @@ def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
     page["settings_png"].upload(restoring.restore_from_png, page["settings_png"], restored, **UI_ONLY)
     # The preset names the sliders' values only until they change.
     gr.on([*(au.input for au in aus), page["reset"].click], None, None, page["preset"], js="() => null", **UI_ONLY)
-    page["keys"].change(animating.keyframes_of, page["keys"], page["keys_read"], queue=False, **UI_ONLY)
-    page["add_key"].click(animating.add_keyframe, [page["keys"], page["key_time"]], page["keys"],
-                          inputs_kwargs={name: page[name] for name in AU_NAMES}, queue=False, **UI_ONLY)
-    animation_inputs = [page[name] for name in ("session", "photos", "keys", "seconds", "fps", "easing")]
-    animations = page["run_animation"].click(**faces_first).success(
-        with_backend(animating.render_animation, backend), animation_inputs,
-        [page["frames"], page["video"], page["animation_files"]], inputs_kwargs=values, **ANIMATIONS)
-    animations.success(with_backend(readouts.measure_animation, backend), [page["session"], page["measure"]],
-                       page["animation_curves"], show_progress="hidden", **READS)
-    quick_looks = page["preview_motion"].click(**faces_first).success(
-        with_backend(animating.preview_motion, backend), animation_inputs, page["motion_preview"],
-        inputs_kwargs=values, **ANIMATIONS)
+    animations = wire_animate_tab(page, backend, values, faces_first)
     upscales = page["upscale"].click(with_backend(handlers.upscale_result, backend),
                                      [page["session"], page["upscale_scale"], page["upscale_strength"]],
                                      [page[name] for name in ("image", "history", "download", "metadata")], **RENDERS)
@@ -314,7 +303,24 @@ def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
     # The counter stops the run in progress (cancelling cannot interrupt a running thread);
     # `cancels` drops the requests still waiting in the queue.
     page["stop"].click(handlers.request_stop, page["session"], page["image"], queue=False,
-                       cancels=[*copies, *renders, compares, sweeps, upscales, animations, quick_looks], **UI_ONLY)
+                       cancels=[*copies, *renders, compares, sweeps, upscales, *animations], **UI_ONLY)
+
+
+def wire_animate_tab(page: Page, backend: Backend, values: dict[str, Any], faces_first: dict[str, Any]) -> list:
+    """The Animate tab's events; returns those that Stop cancels."""
+    page["keys"].change(animating.keyframes_of, page["keys"], page["keys_read"], queue=False, **UI_ONLY)
+    page["add_key"].click(animating.add_keyframe, [page["keys"], page["key_time"]], page["keys"],
+                          inputs_kwargs={name: page[name] for name in AU_NAMES}, queue=False, **UI_ONLY)
+    inputs = [page[name] for name in ("session", "photos", "keys", "seconds", "fps", "easing")]
+    renders = page["run_animation"].click(**faces_first).success(
+        with_backend(animating.render_animation, backend), inputs,
+        [page["frames"], page["video"], page["animation_files"]], inputs_kwargs=values, **ANIMATIONS)
+    renders.success(with_backend(readouts.measure_animation, backend), [page["session"], page["measure"]],
+                    page["animation_curves"], show_progress="hidden", **READS)
+    quick_looks = page["preview_motion"].click(**faces_first).success(
+        with_backend(animating.preview_motion, backend), inputs, page["motion_preview"], inputs_kwargs=values,
+        **ANIMATIONS)
+    return [renders, quick_looks]
 
 
 def build_ui(studio: Studio) -> gr.Blocks:
