@@ -55,6 +55,20 @@ def identity_pipe(sd15_files):
 
 
 @pytest.fixture(scope="session")
+def magicface_files(tmp_path_factory):
+    from fineface_ui.standins.tiny_magicface import write_magicface
+
+    return write_magicface(tmp_path_factory.mktemp("magicface"))
+
+
+@pytest.fixture(scope="session")
+def magicface_pipe(magicface_files):
+    from fineface_ui import MagicFacePipeline
+
+    return MagicFacePipeline.from_pretrained(**magicface_files, device="cpu")
+
+
+@pytest.fixture(scope="session")
 def random_studio(tmp_path_factory):
     """The Studio of `--random-weights`, with every model loaded at start as `--preload` does."""
     from fineface_ui.studio import Studio

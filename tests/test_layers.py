@@ -9,7 +9,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "fineface_ui"
 LAYERS = ("engine", "hub", "faces", "web", "evaluation")
-SHARED = {"fineface_ui.aus", "fineface_ui.errors", "fineface_ui.settings"}
+SHARED = {"fineface_ui.aus", "fineface_ui.errors", "fineface_ui.settings", "fineface_ui.edit_settings"}
 # Stand-ins are for tests, the benchmark and the one command-line path that asks for random weights.
 STANDIN_USERS = {("fineface_ui.studio", "with_random_weights"), ("fineface_ui.cli", "au_reader"),
                  ("fineface_ui.evaluation.studios", "stand_in_clip")}

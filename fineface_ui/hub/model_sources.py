@@ -22,6 +22,11 @@ DEFAULT_REPOS = {
     "FINEFACE_PREVIEW_DECODER": "madebyollin/taesd",
     # CLIP ViT-L/14: `fineface-ui eval` compares its image embeddings for CLIP-I, the paper's metric.
     "FINEFACE_CLIP": "openai/clip-vit-large-patch14",
+    # MagicFace (Wei et al. 2025), which edits a photo's expression: its two UNets and the face parser it
+    # re-hosts. Its base is SD 1.5, whose runwayml repository was deleted; sd-legacy keeps the same weights
+    # and is what the authors' inference.py loads.
+    "FINEFACE_MAGICFACE": "mengtingwei/magicface",
+    "FINEFACE_MAGICFACE_BASE_MODEL": "sd-legacy/stable-diffusion-v1-5",
 }
 
 # The FineFace files of each pipeline in the FINEFACE_WEIGHTS repo (the SD 1.5 variant has no LoRA).
@@ -29,6 +34,13 @@ SD21_FINEFACE_FILES = {"au_encoder": "au_encoder.ckpt", "au_adapter": "attn_proc
                        "lora": "pytorch_lora_weights.safetensors"}
 SD15_FINEFACE_FILES = {"au_encoder": "sd15_au_encoder.ckpt", "au_adapter": "sd15_attn_processors.ckpt"}
 IP_ADAPTER_FILE = "ip-adapter-faceid-portrait-v11_sd15.bin"
+# MagicFace's denoising UNet (8 input channels: noisy latents + the background condition's, and the AU
+# projection au_aug_mlp) and its ID UNet, each a diffusers model folder of the FINEFACE_MAGICFACE repo.
+DENOISING_UNET, IDENTITY_UNET = "denoising_unet", "ID_enc"
+MAGICFACE_UNET_FILES = tuple(f"{folder}/{name}" for folder in (DENOISING_UNET, IDENTITY_UNET)
+                             for name in ("config.json", "diffusion_pytorch_model.safetensors"))
+# BiSeNet face parsing (zllrunning/face-parsing.PyTorch's CelebAMask-HQ model), at the repo's root.
+FACE_PARSER_FILE = "79999_iter.pth"
 
 # The files FineFace loads from each component folder of a diffusers repo, by name as the SD 1.x/2.x
 # repos on the Hub hold them: no safety checker, no fp16/.bin/.ckpt duplicates.
@@ -50,12 +62,16 @@ CLIP_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")
 SD_COMPONENTS = ("scheduler", "text_encoder", "tokenizer", "unet", "vae")
 # The face pipeline takes its VAE from FINEFACE_SD15_VAE, so the base repo's own VAE is never loaded.
 SD15_COMPONENTS = ("scheduler", "text_encoder", "tokenizer", "unet")
+# MagicFace brings its own UNets: of SD 1.5 it loads the VAE, the text encoder and the noise schedule.
+MAGICFACE_BASE_COMPONENTS = ("scheduler", "text_encoder", "tokenizer", "vae")
 
 # InsightFace's buffalo_l pack (not on the Hub): the URL insightface's own downloader uses.
 PACK_NAME = "buffalo_l"
 PACK_URL = "https://github.com/deepinsight/insightface/releases/download/model-zoo/buffalo_l.zip"
 DETECTOR_FILE = "det_10g.onnx"
 RECOGNIZER_FILE = "w600k_r50.onnx"
+# The pack's 68-point 3D landmarks: the photo edit draws the jaw line from them.
+LANDMARK_FILE = "1k3d68.onnx"
 
 
 @dataclass(frozen=True)
@@ -164,9 +180,23 @@ def identity_weights(base_model: str | os.PathLike | None = None,
     }
 
 
+def edit_weights(magicface_weights: str | os.PathLike | None = None,
+                 base_model: str | os.PathLike | None = None,
+                 preview_decoder: str | os.PathLike | None = None) -> dict[str, Weight]:
+    """What the photo edit (MagicFace on SD 1.5) loads, by role."""
+    magicface = repo_for("FINEFACE_MAGICFACE", magicface_weights)
+    return {
+        "unets": Weight(magicface, variable="FINEFACE_MAGICFACE", root_files=MAGICFACE_UNET_FILES),
+        "face_parser": Weight(magicface, FACE_PARSER_FILE, "FINEFACE_MAGICFACE"),
+        "base_model": Weight(repo_for("FINEFACE_MAGICFACE_BASE_MODEL", base_model),
+                             variable="FINEFACE_MAGICFACE_BASE_MODEL", components=MAGICFACE_BASE_COMPONENTS),
+        "preview_decoder": preview_decoder_weight(preview_decoder),
+    }
+
+
 def all_weights() -> list[Weight]:
-    """Every Hub weight of both pipelines, once each."""
-    return list(dict.fromkeys([*text_weights().values(), *identity_weights().values()]))
+    """Every Hub weight of the three pipelines, once each."""
+    return list(dict.fromkeys([*text_weights().values(), *identity_weights().values(), *edit_weights().values()]))
 
 
 def space_preload() -> list[str]:
