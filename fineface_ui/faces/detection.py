@@ -61,9 +61,9 @@ class Detection:
         return tuple(int(np.clip(round(value), 0, limit)) for value, limit in zip(corners.tolist(), limits))
 
 
-def largest_face(detector: Any, rgb: np.ndarray) -> tuple[Detection | None, int]:
-    """The largest face `detector` (InsightFace's SCRFD) finds in an RGB photo, or None; and how many times
-    the detector ran (a second time, with a border, when the first finds nothing)."""
+def detected_faces(detector: Any, rgb: np.ndarray) -> tuple[list[Detection], int]:
+    """Every face `detector` (InsightFace's SCRFD) finds in an RGB photo, the largest first; and how many
+    times the detector ran (a second time, with a border, when the first finds nothing)."""
     height, width = rgb.shape[:2]
     scale = min(1.0, MAX_SIDE / max(height, width))
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])
@@ -76,7 +76,13 @@ def largest_face(detector: Any, rgb: np.ndarray) -> tuple[Detection | None, int]
         boxes, keypoints = detector.detect(image, max_num=0)
         if len(boxes):
             areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-            best = int(np.argmax(areas))
-            return Detection(image, boxes[best, :4], keypoints[best], float(boxes[best, 4]), len(boxes), scale,
-                             pad), runs
-    return None, runs
+            order = np.argsort(-areas, kind="stable")  # of equal areas, the detector's first comes first
+            return [Detection(image, boxes[i, :4], keypoints[i], float(boxes[i, 4]), len(boxes), scale, pad)
+                    for i in order.tolist()], runs
+    return [], runs
+
+
+def largest_face(detector: Any, rgb: np.ndarray) -> tuple[Detection | None, int]:
+    """The largest face of detected_faces, or None; and how many times the detector ran."""
+    faces, runs = detected_faces(detector, rgb)
+    return (faces[0] if faces else None), runs

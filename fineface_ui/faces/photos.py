@@ -26,8 +26,9 @@ def photo_label(photo: Photo, index: int) -> str:
     return f"photo {index + 1} ({Path(name).name})" if name else f"photo {index + 1}"
 
 
-def load_rgb(photo: Photo, label: str = "the photo") -> np.ndarray:
-    """Decode a path, PIL image or array to an upright HxWx3 uint8 RGB array (transparency over white)."""
+def load_rgb(photo: Photo, label: str = "the photo", full_size: bool = False) -> np.ndarray:
+    """Decode a path, PIL image or array to an upright HxWx3 uint8 RGB array (transparency over white).
+    `full_size`: a photo over MAX_PIXELS is refused rather than decoded reduced (an edit keeps every pixel)."""
     if isinstance(photo, np.ndarray):
         return _array_to_rgb(photo, label)
     if isinstance(photo, (str, os.PathLike)):
@@ -36,7 +37,7 @@ def load_rgb(photo: Photo, label: str = "the photo") -> np.ndarray:
             raise InvalidInputError(f"{label} could not be opened: there is no file at {path}.")
         try:
             with Image.open(path) as image:
-                _fit_before_decoding(image, label)
+                _fit_before_decoding(image, label, full_size)
                 image.load()
                 return _pil_to_rgb(image, label)
         except InvalidInputError:
@@ -60,17 +61,19 @@ def load_rgb(photo: Photo, label: str = "the photo") -> np.ndarray:
     )
 
 
-def _fit_before_decoding(image: Image.Image, label: str) -> None:
+def _fit_before_decoding(image: Image.Image, label: str, full_size: bool) -> None:
     """Let a photo over MAX_PIXELS be decoded only reduced (JPEG decodes at 1/2 to 1/8 of its size, no
-    smaller than the detector needs); refuse one that cannot be."""
+    smaller than the detector needs), unless it is wanted at `full_size`; refuse one that cannot be."""
     width, height = image.size
     if width * height <= MAX_PIXELS:
         return
-    image.draft(image.mode, (MAX_SIDE, MAX_SIDE))  # a no-op for formats other than JPEG
+    if not full_size:
+        image.draft(image.mode, (MAX_SIDE, MAX_SIDE))  # a no-op for formats other than JPEG
     if image.size[0] * image.size[1] > MAX_PIXELS:
         raise InvalidInputError(
             f"{label} is {width}x{height} pixels ({width * height / 1e6:.0f} MP); photos of up to "
-            f"{MAX_PIXELS / 1e6:.0f} MP are read (JPEG larger too). Use a smaller copy of the photo."
+            f"{MAX_PIXELS / 1e6:.0f} MP are {'edited' if full_size else 'read (JPEG larger too)'}. "
+            "Use a smaller copy of the photo."
         )
 
 

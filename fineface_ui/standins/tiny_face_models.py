@@ -5,7 +5,8 @@ The detector finds "faces" that are bright (BT.601 luma above 160), squarish
 input; its score is the rectangle's squareness. The recognizer is a fixed
 random projection of the aligned crop's 8x8-pooled pixels minus their mean.
 Both are real ONNX graphs that InsightFace routes as SCRFD and ArcFaceONNX,
-so the whole FaceAnalysis path is exercised.
+so the whole FaceAnalysis path is exercised. The 3D landmark model always
+gives InsightFace's mean 68-point face, placed by the box it is given.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ IR_VERSION = 8  # the IR that onnx pairs with opset 17; onnxruntime 1.32 reads i
 
 DETECTOR_FILE = "det_10g.onnx"
 RECOGNIZER_FILE = "w600k_r50.onnx"
+LANDMARK_FILE = "1k3d68.onnx"
 EMBEDDING_SIZE = 512
+# InsightFace's 3D-68 landmark model: a 192 px crop in, 3309 values out, of which the last 68 x 3 are the
+# points (x, y, z in [-1, 1] of the crop).
+LANDMARK_INPUT_SIDE = 192
+LANDMARK_OUTPUTS = 3309
 
 # SCRFD feeds RGB planes normalised as (pixel - 127.5) / 128; luma weights sum to 1,
 # so the threshold is luma 160 in the same units.
@@ -207,6 +213,34 @@ def build_recognizer(seed: int = 0) -> onnx.ModelProto:
     return _finish(graph)
 
 
+def build_landmarker() -> onnx.ModelProto:
+    """1k3d68-shaped landmark model: 1x3x192x192 -> 3309, always InsightFace's own mean 68-point face.
+
+    The input enters through a term weighted 0, so the graph has a real path from it. The first two nodes
+    normalise the pixels as buffalo_l's file does inside itself, so InsightFace feeds it raw 0-255 pixels
+    (its Landmark class looks for leading nodes named Sub and Mul).
+    """
+    from insightface.data import get_object
+
+    mean_face = np.asarray(get_object("meanshape_68.pkl"), dtype=np.float32)  # 68 x 3, in [-1, 1] of the crop
+    points = np.zeros(LANDMARK_OUTPUTS, np.float32)
+    points[-mean_face.size:] = mean_face.reshape(-1)
+    g = _Graph()
+    g.nodes.append(helper.make_node("Sub", ["data", g.const(127.5)], ["centred"], name="Sub_normalise"))
+    g.nodes.append(helper.make_node("Mul", ["centred", g.const(1.0 / 128.0)], ["normalised"], name="Mul_normalise"))
+    brightness = g.op("ReduceMean", g.op("Flatten", "normalised", axis=1), axes=[1], keepdims=1)
+    g.output("Add", [g.op("Mul", brightness, g.const(0.0)), g.const(points[None])], "landmarks")
+    side = LANDMARK_INPUT_SIDE
+    graph = helper.make_graph(
+        g.nodes,
+        "mean_face_landmarker",
+        [helper.make_tensor_value_info("data", TensorProto.FLOAT, [1, 3, side, side])],
+        [helper.make_tensor_value_info("landmarks", TensorProto.FLOAT, [1, LANDMARK_OUTPUTS])],
+        g.initializers,
+    )
+    return _finish(graph)
+
+
 def _finish(graph: onnx.GraphProto) -> onnx.ModelProto:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="fineface-tests")
     model.ir_version = IR_VERSION
@@ -215,9 +249,10 @@ def _finish(graph: onnx.GraphProto) -> onnx.ModelProto:
 
 
 def write_model_pack(root: Path) -> Path:
-    """Write both models as `<root>/models/buffalo_l/`, the layout FaceEmbedder(root=...) reads."""
+    """Write the three models as `<root>/models/buffalo_l/`, the layout FaceEmbedder(root=...) reads."""
     pack = Path(root) / "models" / "buffalo_l"
     pack.mkdir(parents=True, exist_ok=True)
     onnx.save(build_detector(), pack / DETECTOR_FILE)
     onnx.save(build_recognizer(), pack / RECOGNIZER_FILE)
+    onnx.save(build_landmarker(), pack / LANDMARK_FILE)
     return pack
