@@ -1,4 +1,4 @@
-"""Command line: `fineface-ui generate|animate|read-aus|eval|batch|download|doctor|serve`
+"""Command line: `fineface-ui generate|animate|edit|read-aus|eval|batch|download|doctor|serve`
 (or `python -m fineface_ui ...`).
 
 Only the chosen command imports what it needs, so `--help` answers at once.
@@ -76,6 +76,27 @@ def _animate_parser(commands: argparse._SubParsersAction) -> None:
     _add_models(parser)
 
 
+def _edit_parser(commands: argparse._SubParsersAction) -> None:
+    from .edit_settings import EDIT_SETTINGS
+
+    parser = commands.add_parser("edit", help="change the expression of the face in a photo (MagicFace) and write "
+                                 "the whole photo as PNG with its settings")
+    parser.add_argument("photo", type=Path, metavar="PHOTO")
+    parser.add_argument("--set", action="append", default=None, metavar="AU=VALUE",
+                        help="an AU's target intensity, e.g. --set AU12=4 (repeatable; 0..5 as the photo's AUs are "
+                        "read; the AUs not named keep the photo's own)")
+    parser.add_argument("--change", action="append", default=None, metavar="AU=CHANGE",
+                        help="an AU's change from the photo's own intensity, e.g. --change AU12=+2 (repeatable)")
+    parser.add_argument("--face-at", metavar="X,Y", help="the face at this pixel of the photo (default: the largest)")
+    for setting in EDIT_SETTINGS:
+        _add_setting(parser, setting, default=None)
+    parser.add_argument("--out", type=Path, default=Path("edited.png"))
+    parser.add_argument("--device", help="cuda, cpu, ... (default: cuda when available)")
+    parser.add_argument("--magicface-weights", help="Hub repo id or folder with MagicFace's files")
+    parser.add_argument("--magicface-base-model", help="SD 1.5: Hub repo id or local diffusers folder")
+    parser.add_argument("--random-weights", action="store_true", help="tiny random models (offline smoke test)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .web.server import add_arguments
 
@@ -83,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     _generate_parser(commands)
     _animate_parser(commands)
+    _edit_parser(commands)
     download = commands.add_parser("download", help="fetch every model file into the Hugging Face cache ahead of time")
     download.add_argument("--force", action="store_true",
                           help="fetch again what is already there (repairs a truncated or corrupt file)")
@@ -170,7 +192,8 @@ def _studio(args: argparse.Namespace, scratch: Path) -> "Studio":
 
     if args.random_weights:
         return Studio.with_random_weights(scratch)
-    sources = {k: v for k, v in (("base_model", args.base_model), ("fineface_weights", args.fineface_weights)) if v}
+    names = ("base_model", "fineface_weights", "magicface_weights", "magicface_base_model")
+    sources = {name: getattr(args, name) for name in names if getattr(args, name, None)}
     # One run: CUDA graphs pay for their half-second capture, a minute-long compile does not.
     acceleration = Acceleration.default_for(default_device_and_dtype(args.device, None)[0], serving=False)
     return Studio.from_pretrained(device=args.device, acceleration=acceleration, **sources)
@@ -205,6 +228,26 @@ def animate(args: argparse.Namespace) -> list[Path]:
                                     lambda image, metadata: save_png(image, next(names), metadata)):
             print(f"frames {len(frames)} of {motion.frame_count}", file=sys.stderr)
     return [*write_videos(frames, args.out, args.out.with_suffix(".gif"), motion.fps), folder]
+
+
+def edit(args: argparse.Namespace) -> Path:
+    """The edited photo as PNG; the AUs and settings are checked before a model loads."""
+    from .edit_settings import EDIT_SPEC, EditSettings, parse_point
+    from .png_info import save_png
+    from .studio import RANDOM_WEIGHTS_DEFAULTS
+
+    options = {name: getattr(args, name) for name in EDIT_SPEC if getattr(args, name) is not None}
+    if args.random_weights and args.num_inference_steps is None:  # a smoke test of seconds
+        options["num_inference_steps"] = RANDOM_WEIGHTS_DEFAULTS["num_inference_steps"]
+    request = {"aus": ",".join(args.set) if args.set else None,
+               "change": ",".join(args.change) if args.change else None, **options}
+    EditSettings.create({}, **request)
+    point = parse_point(args.face_at)
+    with tempfile.TemporaryDirectory(prefix="fineface-random-") as scratch:
+        studio = _studio(args, Path(scratch))
+        photo = studio.read_for_edit(args.photo, point)
+        output = studio.edit(photo, EditSettings.create(photo.aus_read, **request))
+    return save_png(output.images[0], args.out, output.metadata)
 
 
 def read_aus(args: argparse.Namespace) -> str:
@@ -288,6 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"wrote {generate(args)}")
         elif args.command == "animate":
             print("\n".join(f"wrote {path}" for path in animate(args)))
+        elif args.command == "edit":
+            print(f"wrote {edit(args)}")
         elif args.command == "read-aus":
             print(read_aus(args))
         elif args.command == "eval":

@@ -9,12 +9,13 @@ from typing import Any
 from PIL import Image, PngImagePlugin
 
 from .aus import format_aus
+from .edit_settings import EDIT_PIPELINE
 from .errors import InvalidInputError
 from .settings import SCHEDULERS
 
 JSON_KEY = "fineface"
 A1111_KEY = "parameters"
-SAMPLER_NAMES = {"dpm++": "DPM++ 2M", "paper": "PNDM"}
+SAMPLER_NAMES = {"dpm++": "DPM++ 2M", "paper": "PNDM", "unipc": "UniPC"}  # unipc: photo edits (MagicFace)
 
 
 def a1111_parameters(metadata: dict[str, Any]) -> str:
@@ -29,8 +30,9 @@ def a1111_parameters(metadata: dict[str, Any]) -> str:
                        if variable.endswith("BASE_MODEL")), ""),
         # Quoted, because A1111's reader splits unquoted values at commas.
         "AUs": json.dumps(format_aus(metadata["aus"][0])),
-        "AU scale": metadata["au_scale"],
     }
+    if "au_scale" in metadata:  # a photo edit has none
+        fields["AU scale"] = metadata["au_scale"]
     if metadata.get("lora_scale") is not None:
         fields["LoRA scale"] = metadata["lora_scale"]
     if "upscale" in metadata:  # A1111's names for its own "hires fix": Size stays the first pass's
@@ -72,6 +74,9 @@ def read_settings(path: str | Path) -> dict[str, Any]:
         raise InvalidInputError(f"The FineFace settings in {Path(path).name} are damaged: {error}") from error
     scheduler = metadata.get("scheduler") if isinstance(metadata, dict) else None
     # Checked for text first: `in` on a dict raises for an unhashable value such as a list.
+    if isinstance(metadata, dict) and metadata.get("pipeline") == EDIT_PIPELINE:
+        raise InvalidInputError(f"{Path(path).name} is a photo edit: its settings make sense only with its photo. "
+                                "Edit the photo again in the Edit tab or with `fineface-ui edit`.")
     if not isinstance(scheduler, str) or scheduler not in SCHEDULERS:
         raise InvalidInputError(f"The FineFace settings in {Path(path).name} are not in a format this version reads.")
     return metadata

@@ -34,7 +34,7 @@ def generate(client, fast):
 
 def test_only_the_documented_endpoints_are_public(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert set(endpoints) == {"/generate", "/preview", "/sweep", "/animate", "/upscale", "/read_aus"}
+    assert set(endpoints) == {"/generate", "/preview", "/sweep", "/animate", "/upscale", "/read_aus", "/edit"}
 
 
 @pytest.mark.parametrize("endpoint", ["/generate", "/preview", "/sweep"])
@@ -254,3 +254,27 @@ def test_upscale_refuses_photos_for_an_image_made_without_and_pixels_its_setting
         save_png(image.resize((1024, 1024)), huge, read_settings(text_only))
     with pytest.raises(AppError, match="The image is 1024x1024, but its settings make 256x256 images"):
         client.predict(image=handle_file(huge), api_name="/upscale")
+
+
+def test_edit_answers_the_whole_photo_with_the_aus_read_and_asked_for(client, random_studio, pixels, tmp_path):
+    photo = face_picture(tmp_path / "me.png", size=(640, 480), boxes=((220, 120, 400, 330),))
+    path, metadata = client.predict(photo=handle_file(photo), aus="AU12=4", change="AU6=1", num_inference_steps=2,
+                                    api_name="/edit")
+    before, after = pixels(photo), pixels(path)
+    assert after.shape == before.shape and np.array_equal(after[:, :100], before[:, :100])
+    read = random_studio.read_for_edit(photo).aus_read
+    assert metadata["aus_read"] == pytest.approx(read)
+    assert metadata["aus"][0]["AU12"] == 4 and metadata["aus"][0]["AU6"] == pytest.approx(read["AU6"] + 1)
+    assert json.loads(Image.open(path).info["fineface"])["au_change"]["AU6"] == 1
+
+
+def test_edit_explains_a_photo_without_a_face_and_a_bad_request_and_goes_on(client, tmp_path):
+    with pytest.raises(AppError, match=r"No face was found in the photo"):
+        client.predict(photo=handle_file(blank_photo(tmp_path / "wall.png")), aus="AU12=4", api_name="/edit")
+    face = handle_file(face_picture(tmp_path / "me.png"))
+    with pytest.raises(AppError, match="AU12 is both set and changed"):
+        client.predict(photo=face, aus="AU12=4", change="AU12=1", api_name="/edit")
+    with pytest.raises(AppError, match=r"No face is at \(5, 5\)"):
+        client.predict(photo=face, face_at="5,5", num_inference_steps=1, api_name="/edit")
+    path, _ = client.predict(photo=face, num_inference_steps=1, api_name="/edit")
+    assert Image.open(path).size == (480, 400)

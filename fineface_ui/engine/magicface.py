@@ -104,7 +104,8 @@ class MagicFacePipeline:
                         dtype: torch.dtype | None = None, allow_download: bool = True) -> "MagicFacePipeline":
         """Load from Hub repo ids or local folders (defaults: hub/model_sources.py), every key checked."""
         device, dtype = default_device_and_dtype(device, dtype)
-        needed = edit_weights(magicface_weights, base_model, preview_decoder)
+        weights = edit_weights(magicface_weights, base_model, preview_decoder)
+        needed = {role: weights[role] for role in ("unets", "base_model", "preview_decoder")}  # the parser: faces/
         found = resolve(needed.values(), allow_download)
         unets, base = found[needed["unets"]], found[needed["base_model"]]
         pipe = cls(

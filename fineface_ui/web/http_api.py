@@ -1,5 +1,5 @@
-"""The HTTP API: `/generate`, `/preview`, `/sweep`, `/animate`, `/upscale` and `/read_aus`, typed endpoints
-(gr.api) whose parameters come from SETTINGS.
+"""The HTTP API: `/generate`, `/preview`, `/sweep`, `/animate`, `/upscale`, `/read_aus` and `/edit`, typed
+endpoints (gr.api) whose parameters come from SETTINGS (EDIT_SETTINGS for /edit).
 
 Every value is validated by GenerationSettings exactly as the page's are; a bad one comes back as a
 readable error.
@@ -18,6 +18,7 @@ from gradio_client.utils import is_file_obj_with_meta
 
 from ..animation import frame_name, render_frames, write_videos, zip_frames
 from ..aus import au_dict
+from ..edit_settings import EDIT_SETTINGS, EditSettings, parse_point
 from ..errors import InvalidInputError
 from ..keyframes import DEFAULT_EASING, DEFAULT_FPS, Motion
 from ..png_info import read_settings, save_png
@@ -191,6 +192,23 @@ def read_aus(backend: Backend, photos: Any) -> list[dict]:
              "faces_found": reading.face.face_count} for reading in readings]
 
 
+def edit(backend: Backend, photo: Any, aus: str, change: str, face_at: str, **options: Any) -> tuple[gr.FileData, dict]:
+    """The photo with its largest face's expression changed (MagicFace), or the face at `face_at` ('X,Y' in
+    pixels): `aus` sets target intensities ('AU12=4'; the AUs not named keep the photo's own, as read), `change`
+    adds to the photo's ('AU12=2'). A PNG of the photo's size whose metadata has the AUs read and asked for."""
+    with call_photos(backend, [photo]) as [path]:
+        backend.outputs.discard_older_than(API_FILE_AGE_S, API_FILES)
+        with readable_errors("Editing"):
+            request = {"aus": parse_api_aus(aus) or None, "change": parse_api_aus(change) or None, **options}
+            EditSettings.create({}, **request)  # a bad value is refused before the photo is read
+            point = parse_point(face_at)
+        prepared = backend.read_for_edit(path, point)
+        with readable_errors("Editing"):
+            settings = EditSettings.create(prepared.aus_read, **request)
+        output = backend.edit(prepared, settings, no_progress)
+    return gr.FileData(path=str(backend.outputs.png(output.images[0], output.metadata, API_FILES))), output.metadata
+
+
 def _parameter(name: str, kind: Any, default: Any = inspect.Parameter.empty) -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=kind)
 
@@ -232,3 +250,7 @@ def add_api(backend: Backend) -> None:
     gr.api(endpoint(upscale, backend, [_parameter("image", gr.FileData), PHOTOS_PARAMETER, *upscale_parameters]),
            api_name="upscale", **API)
     gr.api(endpoint(read_aus, backend, [_parameter("photos", list[gr.FileData])]), api_name="read_aus", **API)
+    edit_parameters = [_parameter("photo", gr.FileData), _parameter("aus", str, ""), _parameter("change", str, ""),
+                       _parameter("face_at", str, ""),
+                       *(_parameter(setting.name, setting.kind, setting.default) for setting in EDIT_SETTINGS)]
+    gr.api(endpoint(edit, backend, edit_parameters), api_name="edit", **API)

@@ -1,7 +1,8 @@
 """Running the Studio for a web request: one GPU call, a progress bar, Stop, and readable errors.
 
 The page's handlers and the HTTP API all run the models through `Backend`: `render` (the result),
-`stream` (the result, with glimpses of it while it denoises) and `preview` (quick, rough images).
+`stream` (the result, with glimpses of it while it denoises) and `preview` (quick, rough images); and for
+a photo's edit, `read_for_edit`, `edit` (streamed too) and `edit_preview`.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ import gradio as gr
 import torch
 from PIL import Image
 
+from ..edit_settings import EditSettings
+from ..engine.pipeline import FineFaceOutput
 from ..engine.previews import PreviewCallback
 from ..errors import FineFaceError, GPUMemoryError
 from ..faces.au_reader import AUReading
+from ..faces.edit_inputs import EditPhoto, Point
 from ..settings import GenerationSettings, Upscale
 from ..studio import Studio, StudioResult
 from .session import OutputFolder, Session
@@ -96,27 +100,48 @@ def generate_readably(studio: Studio, settings: GenerationSettings, photos: Sequ
 
 def stream_readably(studio: Studio, settings: GenerationSettings, photos: Sequence[str],
                     on_step: StepReporter) -> Iterator[Glimpse | StudioResult]:
-    """Glimpses of the newest image as it denoises, then the result. The models run in a worker thread
-    because diffusers reports from inside its loop, where nothing can be yielded; a generator, so that on
-    ZeroGPU one GPU slot runs it all and forwards every glimpse."""
+    """Glimpses of the newest image as it denoises, then the result; a generator, so that on ZeroGPU one GPU
+    slot runs it all and forwards every glimpse."""
+    yield from _streamed(lambda glimpse: generate_readably(studio, settings, photos, on_step, glimpse), on_step)
+
+
+def edit_readably(studio: Studio, photo: EditPhoto, settings: EditSettings, on_step: StepReporter,
+                  on_preview: PreviewCallback | None = None) -> FineFaceOutput:
+    with readable_errors("Editing"):
+        return studio.edit(photo, settings, on_step, on_preview)
+
+
+def stream_edit_readably(studio: Studio, photo: EditPhoto, settings: EditSettings,
+                         on_step: StepReporter) -> Iterator[Glimpse | FineFaceOutput]:
+    """An edit's glimpses (pasted into the photo), then its result."""
+    yield from _streamed(lambda glimpse: edit_readably(studio, photo, settings, on_step, glimpse), on_step)
+
+
+def _streamed(run: Callable[[PreviewCallback], Any], on_step: StepReporter) -> Iterator[Any]:
+    """What `run` shows its preview callback, as Glimpses, then what it returns. The models run in a worker
+    thread because the denoising loop reports from inside, where nothing can be yielded."""
     arrivals: queue.Queue = queue.Queue()
+    done = object()
 
     def glimpse(images: list[Image.Image], step: int, total: int) -> None:
         arrivals.put(Glimpse(images[-1], step, total))
 
-    def run() -> None:
+    def work() -> None:
         try:
-            arrivals.put(generate_readably(studio, settings, photos, on_step, glimpse))
+            arrivals.put((done, run(glimpse)))
         except BaseException as error:  # the consumer raises it where it waits
             arrivals.put(error)
 
-    threading.Thread(target=run, daemon=True).start()
+    threading.Thread(target=work, daemon=True).start()
     try:
-        while not isinstance(arrival := arrivals.get(), StudioResult):
+        while True:
+            arrival = arrivals.get()
             if isinstance(arrival, BaseException):
                 raise arrival
+            if isinstance(arrival, tuple) and arrival[0] is done:
+                yield arrival[1]
+                return
             yield arrival
-        yield arrival
     finally:
         on_step.abandoned = True  # left early (Stop, a closed tab): the run ends at its next step
 
@@ -132,6 +157,11 @@ def preview_readably(studio: Studio, settings: GenerationSettings, photos: Seque
         return studio.preview(settings, photos)
 
 
+def edit_preview_readably(studio: Studio, photo: EditPhoto, settings: EditSettings) -> Image.Image:
+    with readable_errors("Editing"):
+        return studio.edit_preview(photo, settings)
+
+
 @dataclass
 class Backend:
     """What every handler renders with: the models, the result files, and the GPU-slot call."""
@@ -143,6 +173,10 @@ class Backend:
     streamed: Callable[..., Iterator[Glimpse | StudioResult]] = field(default_factory=lambda: on_gpu(stream_readably))
     previewed: Callable[..., list[Image.Image]] = field(default_factory=lambda: on_gpu(preview_readably))
     upscaled: Callable[..., StudioResult] = field(default_factory=lambda: on_gpu(upscale_readably))
+    edited: Callable[..., FineFaceOutput] = field(default_factory=lambda: on_gpu(edit_readably))
+    edit_streamed: Callable[..., Iterator[Glimpse | FineFaceOutput]] = field(
+        default_factory=lambda: on_gpu(stream_edit_readably))
+    edit_previewed: Callable[..., Image.Image] = field(default_factory=lambda: on_gpu(edit_preview_readably))
 
     def render(self, settings: GenerationSettings, photos: Sequence[str], progress: Callable[..., Any],
                session: Session | None = None, desc: str = "Denoising") -> StudioResult:
@@ -178,6 +212,31 @@ class Backend:
         in a tenth of a second, and on ZeroGPU a slot per measurement would double each render's wait."""
         with readable_errors("Reading the expression"):
             return self.studio.read_aus(list(photos))
+
+    def read_for_edit(self, photo: str, point: Point | None = None) -> EditPhoto:
+        """The photo's face found, read and prepared for an edit; on the CPU, outside a GPU slot, like read_aus.
+        Loading the edit's models (a download of several GB on first use) happens here too, before any slot."""
+        with readable_errors("Reading the photo"):
+            edit = self.studio.read_for_edit(photo, point)
+            self.studio.edit_pipeline()
+            return edit
+
+    def edit(self, photo: EditPhoto, settings: EditSettings, progress: Callable[..., Any],
+             session: Session | None = None) -> FineFaceOutput:
+        """The edited photo, with `render`'s progress bar and Stop."""
+        with readable_errors("Editing"):
+            return self.edited(self.studio, photo, settings, StepReporter(progress, session, "Editing"))
+
+    def stream_edit(self, photo: EditPhoto, settings: EditSettings, progress: Callable[..., Any],
+                    session: Session) -> Iterator[Glimpse | FineFaceOutput]:
+        """`edit`, yielding glimpses of the photo while it denoises and then the result."""
+        with readable_errors("Editing"):
+            yield from self.edit_streamed(self.studio, photo, settings, StepReporter(progress, session, "Editing"))
+
+    def edit_preview(self, photo: EditPhoto, settings: EditSettings) -> Image.Image:
+        """A quick, rough edit of the photo (a few steps, TAESD): what a slider drag shows."""
+        with readable_errors("Editing"):
+            return self.edit_previewed(self.studio, photo, settings)
 
     def load_face_models(self, photos: Sequence[str]) -> None:
         """Load the face models when there are photos, or wait for the load under way (on first use it
