@@ -8,7 +8,7 @@ from .hub.weights import display_name, download, hub_reachable, locate, resolve
 
 
 def download_all(force: bool = False, evaluation: bool = False) -> None:
-    """Fetch every Hub file both pipelines need (progress bars on the terminal), the face models and the AU reader;
+    """Fetch every Hub file the pipelines need (progress bars on the terminal), the face models and the AU reader;
     with `evaluation` also CLIP, which `fineface-ui eval` needs (for compute nodes without internet).
 
     `force` fetches again what is already there: the cure for a truncated or corrupt file.

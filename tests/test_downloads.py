@@ -24,11 +24,12 @@ SD21_BASE = DEFAULT_REPOS["FINEFACE_BASE_MODEL"]
 FINEFACE = DEFAULT_REPOS["FINEFACE_WEIGHTS"]
 IP_ADAPTER = DEFAULT_REPOS["FINEFACE_IP_ADAPTER"]
 TAESD = DEFAULT_REPOS["FINEFACE_PREVIEW_DECODER"]
+MAGICFACE = DEFAULT_REPOS["FINEFACE_MAGICFACE"]
 READER = {"FINEFACE_AU_READER": "weights/au_reader.onnx"}  # relative to the workdir, where commands run
 
 
 @pytest.fixture(scope="module")
-def hub_repos(sd21_files, sd15_files, tmp_path_factory) -> dict[str, Path]:
+def hub_repos(sd21_files, sd15_files, magicface_files, tmp_path_factory) -> dict[str, Path]:
     """Each default repo id -> a folder with the tiny models' files under the real names."""
     fineface = tmp_path_factory.mktemp("fineface-repo")
     for folder in (sd21_files["fineface_weights"], sd15_files["fineface_weights"]):
@@ -40,6 +41,8 @@ def hub_repos(sd21_files, sd15_files, tmp_path_factory) -> dict[str, Path]:
         DEFAULT_REPOS["FINEFACE_SD15_VAE"]: sd15_files["vae"],
         IP_ADAPTER: sd15_files["ip_adapter_weights"],
         TAESD: sd21_files["preview_decoder"],
+        MAGICFACE: magicface_files["magicface_weights"],
+        DEFAULT_REPOS["FINEFACE_MAGICFACE_BASE_MODEL"]: magicface_files["base_model"],
     }
 
 
@@ -79,6 +82,31 @@ def test_download_fills_the_cache_and_generate_then_runs_offline_from_it(hub_rep
     assert models["FINEFACE_BASE_MODEL"] == {"repo": SD21_BASE, "revision": fake_sha(SD21_BASE)}
     assert models["FINEFACE_WEIGHTS"] == {"repo": FINEFACE, "revision": fake_sha(FINEFACE)}
     assert models["FINEFACE_PREVIEW_DECODER"] == {"repo": TAESD, "revision": fake_sha(TAESD)}
+
+
+def test_download_fetches_the_photo_edits_models_and_an_edit_then_runs_offline(hub_repos, workdir):
+    from tests.app_fixtures import face_picture
+
+    photo = face_picture(workdir / "me.png")
+    with FakeHub(hub_repos) as hub:
+        assert fineface_ui(hub, workdir, "download").returncode == 0
+        out = workdir / "edited.png"
+        made = fineface_ui(hub, workdir, "edit", str(photo), "--set", "AU12=4", "--steps", "1", "--device", "cpu",
+                           "--out", str(out), HF_HUB_OFFLINE="1")
+    assert made.returncode == 0, made.stderr
+    models = read_settings_of_edit(out)["models"]
+    assert models["FINEFACE_MAGICFACE"] == {"repo": MAGICFACE, "revision": fake_sha(MAGICFACE)}
+    base = DEFAULT_REPOS["FINEFACE_MAGICFACE_BASE_MODEL"]
+    assert models["FINEFACE_MAGICFACE_BASE_MODEL"] == {"repo": base, "revision": fake_sha(base)}
+
+
+def read_settings_of_edit(path: Path) -> dict:
+    import json
+
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return json.loads(image.info["fineface"])
 
 
 def test_a_repository_that_does_not_exist_is_named_with_the_variable_to_change(hub_repos, workdir):

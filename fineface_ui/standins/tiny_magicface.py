@@ -25,13 +25,15 @@ CLASS_NAMES = {DENOISING_UNET: "UNetDeno2DConditionModel", IDENTITY_UNET: "UNetI
 
 
 def tiny_unet(in_channels: int, seed: int) -> UNet2DConditionModel:
-    """An SD 1.5-shaped UNet (cross-attention down, mid and up; no linear projection), tiny."""
+    """An SD 1.5-shaped UNet (cross-attention down, mid and up; no linear projection), tiny. Two heads, not
+    SD 1.5's eight: at 4096 tokens attending to 8192 (the ID features added), heads of 8 and 16 channels make
+    a CPU step four times quicker than heads of 2 and 4."""
     torch.manual_seed(seed)
     return UNet2DConditionModel(
         sample_size=32, in_channels=in_channels, block_out_channels=(16, 32), layers_per_block=1,
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=SD15_TOKEN_DIM, attention_head_dim=8, norm_num_groups=8,
+        cross_attention_dim=SD15_TOKEN_DIM, attention_head_dim=2, norm_num_groups=8,
     )
 
 
