@@ -18,6 +18,7 @@ from fineface_ui.faces.embedder import FaceEmbedder
 from fineface_ui.settings import SETTINGS, GenerationSettings
 from fineface_ui.standins.tiny_face_models import write_model_pack
 from fineface_ui.studio import Studio
+from fineface_ui.edit_settings import EditSettings
 from fineface_ui.web import handlers, zero_gpu
 from fineface_ui.web.rendering import Backend
 from fineface_ui.web.session import Session
@@ -144,7 +145,13 @@ def test_on_zero_gpu_each_model_call_asks_for_seconds_sized_to_its_request(rando
             generate(client, photos=[handle_file(str(blank_photo(tmp_path / "wall.png")))])
         calls = len(spaces.requested)
         [reading] = client.predict(photos=[handle_file(face_picture(tmp_path / "me.png"))], api_name="/read_aus")
-    assert len(reading["aus"]) == 12 and len(spaces.requested) == calls  # reading asks for no GPU
+        reading_calls = len(spaces.requested)
+        edited, _ = client.predict(photo=handle_file(face_picture(tmp_path / "me.png")), aus="AU12=4",
+                                   num_inference_steps=2, api_name="/edit")  # the photo travels to the worker
+    assert len(reading["aus"]) == 12 and reading_calls == calls  # reading asks for no GPU
+    assert spaces.requested[reading_calls:] == [zero_gpu.edit_seconds(None, None, EditSettings.create({}, None,
+                                                                                                  num_inference_steps=2))]
+    assert Image.open(edited).size == (480, 400)
     assert metadata["aus"][0]["AU12"] == 2 and len(frames) == 5  # generation itself is unchanged
     one = zero_gpu.estimated_seconds(None, GenerationSettings.create("a face", None, **fast))
     five = zero_gpu.estimated_seconds(None, GenerationSettings.create("a face", [{}] * 5, **fast))

@@ -27,7 +27,7 @@ from ..faces.edit_inputs import EditPhoto, Point
 from ..settings import GenerationSettings, Upscale
 from ..studio import Studio, StudioResult
 from .session import OutputFolder, Session
-from .zero_gpu import on_gpu
+from .zero_gpu import edit_seconds, on_gpu
 
 log = logging.getLogger(__name__)
 
@@ -173,10 +173,11 @@ class Backend:
     streamed: Callable[..., Iterator[Glimpse | StudioResult]] = field(default_factory=lambda: on_gpu(stream_readably))
     previewed: Callable[..., list[Image.Image]] = field(default_factory=lambda: on_gpu(preview_readably))
     upscaled: Callable[..., StudioResult] = field(default_factory=lambda: on_gpu(upscale_readably))
-    edited: Callable[..., FineFaceOutput] = field(default_factory=lambda: on_gpu(edit_readably))
+    edited: Callable[..., FineFaceOutput] = field(default_factory=lambda: on_gpu(edit_readably, edit_seconds))
     edit_streamed: Callable[..., Iterator[Glimpse | FineFaceOutput]] = field(
-        default_factory=lambda: on_gpu(stream_edit_readably))
-    edit_previewed: Callable[..., Image.Image] = field(default_factory=lambda: on_gpu(edit_preview_readably))
+        default_factory=lambda: on_gpu(stream_edit_readably, edit_seconds))
+    edit_previewed: Callable[..., Image.Image] = field(
+        default_factory=lambda: on_gpu(edit_preview_readably, edit_seconds))
 
     def render(self, settings: GenerationSettings, photos: Sequence[str], progress: Callable[..., Any],
                session: Session | None = None, desc: str = "Denoising") -> StudioResult:
