@@ -14,11 +14,11 @@ from gradio_client.exceptions import AppError
 from PIL import Image, ImageDraw
 
 from fineface_ui.aus import AU_NAMES
+from fineface_ui.edit_settings import EditSettings
 from fineface_ui.faces.embedder import FaceEmbedder
 from fineface_ui.settings import SETTINGS, GenerationSettings
 from fineface_ui.standins.tiny_face_models import write_model_pack
 from fineface_ui.studio import Studio
-from fineface_ui.edit_settings import EditSettings
 from fineface_ui.web import handlers, zero_gpu
 from fineface_ui.web.rendering import Backend
 from fineface_ui.web.session import Session
