@@ -63,7 +63,8 @@ def wait_for_first_image(page) -> None:
 
 
 def slider(page, label: str, part: str = "range slider"):
-    return page.get_by_label(f"{part} for {label}", exact=True)
+    """A Create tab's slider (the Edit a photo tab's AU sliders have the same labels)."""
+    return page.locator("#create-tab").get_by_label(f"{part} for {label}", exact=True)
 
 
 def render_and_wait(page, action) -> str:

@@ -15,7 +15,8 @@ from typing import Any
 
 from PIL import Image
 
-from ..aus import au_dict
+from ..aus import AU_NAMES, au_dict
+from ..edit_settings import EDIT_PIPELINE
 from ..png_info import save_png
 
 # Gradio copies a file into its own cache when it sends it to the page, so a link is needed only
@@ -24,8 +25,15 @@ LINK_AGE_S = 3600
 
 
 def download_name(metadata: dict[str, Any]) -> str:
-    """'fineface-seed7-AU6_2.5-AU12_4.png': the seed and the non-zero AUs of one image's settings."""
-    aus = "".join(f"-{name}_{value:g}" for name, value in au_dict(metadata["aus"][0]).items() if value != 0)
+    """'fineface-seed7-AU6_2.5-AU12_4.png': the seed and the non-zero AUs of one image's settings; for a photo
+    edit, 'fineface-edit-seed0-AU12_4.5.png': the AUs it changed, at the values asked for (the others are the
+    photo's own)."""
+    asked = au_dict(metadata["aus"][0])
+    if metadata.get("pipeline") == EDIT_PIPELINE:
+        aus = "".join(f"-{name}_{round(asked[name], 2):g}" for name in AU_NAMES
+                      if round(metadata["au_change"][name], 2) != 0)
+        return f"fineface-edit-seed{metadata['seed']}{aus}.png"
+    aus = "".join(f"-{name}_{value:g}" for name, value in asked.items() if value != 0)
     return f"fineface-seed{metadata['seed']}{aus}.png"
 
 

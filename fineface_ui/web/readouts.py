@@ -1,5 +1,5 @@
 """Expressions read on the page (the AU reader): copying one from a photo onto the sliders, and measuring
-each result and each sweep frame beside what the sliders asked for.
+each result, sweep frame and photo edit beside what the sliders asked for.
 
 Measuring runs in an event of its own after the image is shown, outside the GPU slot, so the image
 never waits for it and the next render does not queue behind it.
@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import gradio as gr
+import numpy as np
 import pandas as pd
+from PIL import Image
 
 from ..aus import AU_NAMES, format_aus
 from ..errors import FineFaceError
@@ -18,11 +20,13 @@ from ..faces.au_reader import AUReading
 from ..faces.embedder import draw_face_box
 from ..keyframes import Motion
 from ..png_info import read_settings
+from .editing import edit_download
 from .handlers import download_update, own_photos
 from .rendering import Backend
-from .session import Session
+from .session import Result, Session
 
 READ, ASKED = "read from the image", "asked for"
+READ_FROM_PHOTO, READ_FROM_EDIT = "read from the photo", "read back from the edit"
 RANDOM_NOTE = " The reader is a random stand-in (demo mode): its values mean nothing."
 
 
@@ -132,3 +136,42 @@ def measure_animation(backend: Backend, state: Session, measure: bool) -> Any:
         rows += [(time, reading.aus[name], f"{name} {READ}") for name in moving]
     return gr.update(value=pd.DataFrame(rows, columns=["time", "intensity", "series"]), visible=True,
                      title="The animated AUs over time (seconds): asked for and read back")
+
+
+def edited_face(result: Result) -> np.ndarray:
+    """The edited face cut out of an edit's PNG, with half its size around it: the reader reads the largest face
+    it is given, and the face edited need not be the photo's largest."""
+    x0, y0, x1, y1 = result.metadata["photo"]["face_box"]
+    margin = max(x1 - x0, y1 - y0) // 2
+    with Image.open(result.path) as image:
+        return np.asarray(image.convert("RGB").crop((max(0, x0 - margin), max(0, y0 - margin),
+                                                     min(image.width, x1 + margin), min(image.height, y1 + margin))))
+
+
+def measure_edit(backend: Backend, state: Session, measure: bool) -> tuple[Any, Any, Any, Any]:
+    """The newest photo edit read back: a chart of each AU as read from the photo, as asked for and as read back
+    from the edited face, a note, and the edit's download and settings with `measured_aus` added."""
+    edits = state.edits
+    if not measure or not edits.history:
+        return gr.update(visible=False), gr.update(visible=False), gr.skip(), gr.skip()
+    result = edits.history[0]
+    if "measured_aus" not in result.metadata:
+        try:
+            [reading] = backend.read_aus([edited_face(result)])
+        except gr.Error as error:  # the edit lost its face, a missing reader: said beside the image
+            reason = "no face was found in the edit" if "No face was found" in error.message else error.message
+            return gr.update(visible=False), gr.update(value=f"Not measured: {reason}.", visible=True), \
+                gr.skip(), gr.skip()
+        result.metadata["measured_aus"] = {name: round(value, 2) for name, value in reading.aus.items()}
+        result.metadata["au_reader"] = backend.studio.au_reader().provenance()
+    newest = edits.history and edits.history[0] is result  # else a newer edit owns the download and settings
+    metadata = result.metadata
+    kinds = ((READ_FROM_PHOTO, metadata["aus_read"]), (ASKED, metadata["aus"][0]),
+             (READ_FROM_EDIT, metadata["measured_aus"]))
+    rows = [(name, kind, float(values[name])) for name in AU_NAMES for kind, values in kinds]
+    note = ("Each AU as read from the photo, as asked for, and as read back from the edited face by LibreFace's "
+            "AU model.")
+    note += RANDOM_NOTE if backend.studio.random_weights else ""
+    return (gr.update(value=pd.DataFrame(rows, columns=["AU", "kind", "intensity"]), visible=True),
+            gr.update(value=note, visible=True), edit_download(result) if newest else gr.skip(),
+            metadata if newest else gr.skip())

@@ -1,4 +1,5 @@
-"""What the web app keeps per browser tab and on disk: results, their files, and Stop presses.
+"""What the web app keeps per browser tab and on disk: results, their files, the photo being edited, and Stop
+presses.
 
 No Gradio here: the page, the HTTP API and the tests use the same objects.
 """
@@ -16,10 +17,12 @@ from collections import Counter, deque
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 from PIL import Image
 
+from ..edit_settings import EditSettings
+from ..faces.edit_inputs import EditPhoto
 from ..png_info import save_png
 from ..settings import MAX_IMAGES_PER_CALL
 
@@ -44,6 +47,54 @@ class Result:
     key: Any = None  # the settings and photos it came from, to notice when nothing changed
 
 
+class EditKey(NamedTuple):
+    """What decides an edit (an edit Result's key): equal keys, equal edits."""
+
+    settings: EditSettings
+    photo: str  # the sha256 of the photo's pixels
+    face_box: tuple[int, int, int, int]  # which of its faces
+    before: Path  # the photo's upright PNG that PhotoEdits keeps (not part of what decides, but kept with it)
+
+    def same_face(self, photo: EditPhoto | None) -> bool:
+        """Whether this edit is of `photo`'s face: its settings apply to it."""
+        return photo is not None and (self.photo, tuple(self.face_box)) == (photo.sha256, tuple(photo.face.box))
+
+
+@dataclass
+class PhotoEdits:
+    """The Edit a photo tab's share of a Session: the photo being edited, made ready once (slider moves reuse
+    it), and its edits."""
+
+    photo: EditPhoto | None = None  # the face chosen, its AUs read, its crop: what every edit of it needs
+    before: Path | None = None  # the upright photo as a PNG: the before/after's before, and read again on a click
+    history: list[Result] = field(default_factory=list)  # newest first, each keyed by an EditKey
+    shown: Result | None = None  # the edit on the page
+    requested: Any = None  # the photo's face and the values of the newest edit asked for (see Session.requested)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the photo: on ZeroGPU every model call pickles the tab's Session into the GPU worker (for
+        Stop, rendering.StepReporter), and the photo, full size, can weigh a hundred MB; an edit passes it itself."""
+        return {**self.__dict__, "photo": None}
+
+    def files(self) -> list[Path]:
+        """The edits' files and the photos they came from."""
+        photos = {result.key.before for result in self.history} | ({self.before} if self.before else set())
+        return [result.path for result in self.history] + sorted(photos)
+
+    def take(self, photo: EditPhoto | None, before: Path | None) -> set[Path]:
+        """Edit `photo` (its upright PNG `before`) from now on, or no photo; return the files no longer shown."""
+        shown_before = set(self.files())
+        self.photo, self.before = photo, before
+        return shown_before - set(self.files())
+
+    def remember(self, result: Result) -> set[Path]:
+        """Put an edit first in its history; return the files no longer shown."""
+        shown_before = set(self.files())
+        self.history = [result, *self.history][:HISTORY_SIZE]
+        self.shown = result
+        return shown_before - set(self.files())
+
+
 @dataclass
 class Session:
     """What one browser tab keeps on the server: its results and its Stop presses."""
@@ -65,12 +116,13 @@ class Session:
     # deleted from Gradio's cache (OutputFolder.take_photos), where anyone with the URL could fetch it for an hour.
     folder: Path | None = None  # made on the first file; None in the page's initial state that Gradio copies
     photos: dict[str, Path] = field(default_factory=dict)  # upload path as the page sends it -> the tab's copy
+    edits: PhotoEdits = field(default_factory=PhotoEdits)  # the Edit a photo tab's photo and edits
 
     def files(self) -> list[Path]:
         neutral = [self.neutral.path] if self.neutral else []
         motion = [self.motion_preview] if self.motion_preview else []
         return [result.path for result in self.history] + neutral + self.sweep_files + self.animation_files + \
-            motion + list(self.photos.values())
+            motion + list(self.photos.values()) + self.edits.files()
 
     def remember(self, result: Result, neutral: Result | None) -> set[Path]:
         """Put a result first in the history (and a new neutral twin); return the files no longer shown."""
@@ -160,6 +212,7 @@ class OutputFolder:
                     session.history, session.shown, session.neutral = [], None, None
                     session.sweep_files, session.animation_files, session.motion_preview = [], [], None
                     session.photos.clear()
+                    session.edits = PhotoEdits()
                 session.folder = Path(tempfile.mkdtemp(prefix="session-", dir=self.root))
             os.utime(session.folder)
             return session.folder

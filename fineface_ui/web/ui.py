@@ -1,4 +1,5 @@
-"""The Gradio page: its layout and its events. What each event does lives in handlers.py.
+"""The Gradio page: its layout and its events, in two tabs: Create (a portrait from a prompt, and face photos if
+given) and Edit a photo. What each event does lives in handlers.py (editing.py for the Edit a photo tab).
 
 Controls are named like the settings they set (settings.SETTINGS, the AU names), so the handlers
 receive them by name. Every page event that runs the models shares one concurrency slot, so requests
@@ -16,11 +17,12 @@ from typing import Any, Callable
 import gradio as gr
 
 from ..aus import ACCEPTED_RANGE, ACTION_UNITS, AU_NAMES, TRAINED_RANGE, ActionUnit
+from ..edit_settings import EDIT_SPEC
 from ..keyframes import DEFAULT_EASING, DEFAULT_FPS, EASINGS, FPS_RANGE, MAX_FRAMES, MAX_SECONDS
 from ..presets import PRESETS
 from ..settings import MAX_IMAGES_PER_CALL, SCHEDULERS, SPEC, TEXT, UPSCALE_SPEC, Setting
 from ..studio import RANDOM_WEIGHTS_DEFAULTS, Studio
-from . import animating, handlers, readouts, restoring
+from . import animating, editing, handlers, readouts, restoring
 from .before_after import show_before_after
 from .handlers import PAGE_VALUES, PIPELINE_SETTINGS
 from .http_api import add_api
@@ -70,25 +72,34 @@ EXAMPLE_KEYS = "0:neutral; 1:AU1=3,AU2=3,AU5=3,AU26=3; 2:Happiness"
 
 
 def control(name: str, value: Any = None, spec: dict[str, Setting] = SPEC, **layout: Any) -> gr.components.Component:
-    """The page's control for one setting, with the range, default and help text of its spec."""
+    """The page's control for one setting, with the range, default, label and help text of its spec (`layout`
+    may give another label)."""
     setting = spec[name]
     value = setting.default if value is None else value
+    layout.setdefault("label", setting.label)
     if setting.choices:
         return gr.Radio([(f"{choice}: {SCHEDULERS[choice]}", choice) for choice in setting.choices], value=value,
-                        label=setting.label, **layout)
+                        **layout)
     if setting.kind is str:
-        return gr.Textbox(label=setting.label, value=value, placeholder=f"optional: {setting.help}", **layout)
+        return gr.Textbox(value=value, placeholder=f"optional: {setting.help}", **layout)
     if name == "seed":
-        return gr.Number(label=setting.label, value=value, precision=0, minimum=setting.low, maximum=setting.high,
-                         **layout)
-    return gr.Slider(setting.low, setting.high, value=value, step=setting.step, label=setting.label,
-                     info=setting.help, **layout)
+        return gr.Number(value=value, precision=0, minimum=setting.low, maximum=setting.high, **layout)
+    return gr.Slider(setting.low, setting.high, value=value, step=setting.step, info=setting.help, **layout)
 
 
-def au_slider(au: ActionUnit) -> gr.Slider:
+def au_slider(au: ActionUnit, **layout: Any) -> gr.Slider:
     low, high = TRAINED_RANGE
     return gr.Slider(*ACCEPTED_RANGE, value=0.0, step=0.1, label=f"{au.name} · {au.facs_name}",
-                     info=f"{au.description} (trained range {low:g}–{high:g})")
+                     info=f"{au.description} (trained range {low:g}–{high:g})", **layout)
+
+
+def au_sliders(controls: Page, elem_prefix: str | None = None) -> None:
+    """The twelve AU sliders, by the part of the face each moves; `elem_prefix` names their elements."""
+    for title in dict.fromkeys(REGION_TITLES[au.region] for au in ACTION_UNITS):
+        with gr.Accordion(title, open=True):
+            for au in ACTION_UNITS:
+                if REGION_TITLES[au.region] == title:
+                    controls[au.name] = au_slider(au, elem_id=f"{elem_prefix}-{au.name}" if elem_prefix else None)
 
 
 def expression_panel(page: Page) -> None:
@@ -105,11 +116,7 @@ def expression_panel(page: Page) -> None:
                                      sources=["upload", "clipboard"], height=240, elem_id="reference-photo")
         page["copy_note"] = gr.Markdown("The sliders take the expression of the photo's largest face, read by "
                                         "LibreFace's AU model (non-commercial research licence).", elem_id="copy-note")
-    for title in dict.fromkeys(REGION_TITLES[au.region] for au in ACTION_UNITS):
-        with gr.Accordion(title, open=True):
-            for au in ACTION_UNITS:
-                if REGION_TITLES[au.region] == title:
-                    page[au.name] = au_slider(au)
+    au_sliders(page)
 
 
 def input_column(page: Page, steps: int, size: int) -> None:
@@ -215,6 +222,53 @@ def animate_panel(page: Page) -> None:
                                            height=260, visible=False, elem_id="animation-curves")
 
 
+def edit_tab(edit: Page, steps: int | None) -> None:
+    """The Edit a photo tab: the photo and its sliders on the left, the edit on the right. `edit` gets the tab's
+    components, the controls named like what they set (editing.EDIT_VALUES)."""
+    with gr.Row():
+        with gr.Column(scale=5, elem_id="edit-input-column"):
+            # image_mode None: the photo as it is (a converted copy would be Gradio's, beyond our reach); its
+            # select event gives the pixel clicked, the face to edit.
+            edit["photo"] = gr.Image(label="Photo to edit (click a face to edit that one)", type="filepath",
+                                     image_mode=None, sources=["upload", "clipboard"], height=360,
+                                     elem_id="edit-photo")
+            edit["note"] = gr.Markdown(editing.NO_PHOTO, elem_id="edit-note")
+            with gr.Row():
+                edit["run"] = gr.Button("Edit", variant="primary")
+                edit["stop"] = gr.Button("Stop", variant="stop")
+            edit["back"] = gr.Button("Back to the photo's expression", size="sm")
+            gr.Markdown("The sliders are the face's intensities: they start at those read from the photo, and the "
+                        "edit moves the face to the values set.")
+            au_sliders(edit, elem_prefix="edit")
+            with gr.Accordion("Advanced", open=False):
+                # Labels of their own: the Create tab's have other defaults and help.
+                edit["seed"] = control("seed", spec=EDIT_SPEC, label="Seed of the edit")
+                edit["num_inference_steps"] = control("num_inference_steps", steps, spec=EDIT_SPEC,
+                                                      label="Steps of the edit")
+                edit["guidance_scale"] = control("guidance_scale", spec=EDIT_SPEC, label="Guidance scale of the edit")
+        with gr.Column(scale=6, elem_id="edit-output-column"):
+            with gr.Tabs():
+                with gr.Tab("Edited photo"):
+                    # Results are PNG files (settings inside) shown as they are; previews and glimpses travel as JPEG.
+                    edit["result"] = gr.Image(label=editing.RESULT_LABEL, format="jpeg", interactive=False, height=512,
+                                              elem_id="edit-result")
+                    edit["download"] = gr.DownloadButton("Download PNG (the settings embedded, not the photo)",
+                                                         value=None, interactive=False, elem_id="edit-download")
+                    edit["measure"] = gr.Checkbox(label="Measure each edit: read its AUs back from the edited face",
+                                                  value=True)
+                    edit["readout"] = gr.ScatterPlot(x="AU", y="intensity", color="kind", sort=list(AU_NAMES),
+                                                     label="Read from the photo, asked for, and read back", height=240,
+                                                     visible=False, elem_id="edit-readout")
+                    edit["readout_note"] = gr.Markdown(visible=False, elem_id="edit-readout-note")
+                with gr.Tab("The photo ↔ the edit"):
+                    edit["compare"] = gr.ImageSlider(label="The photo ↔ the edit", format="png", height=512,
+                                                     elem_id="edit-compare")
+            edit["history"] = gr.Gallery(label="Edits in this session (click to restore one)", columns=6, height=150,
+                                         allow_preview=False, fit_columns=False, elem_id="edit-history")
+            with gr.Accordion("Settings of this edit", open=False):
+                edit["metadata"] = gr.JSON()
+
+
 def with_backend(handler: Callable[..., Any], backend: Backend) -> Callable[..., Any]:
     """`handler` with its first argument bound. Not functools.partial: Gradio finds gr.Progress and
     gr.SelectData parameters through the signature and type hints, which a partial hides."""
@@ -262,7 +316,8 @@ def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
                *(s.release for s in sliders)], **faces_first).success(**render),
         page["preset"].input(handlers.apply_preset, page["preset"], aus, queue=False, **UI_ONLY)
         .then(**faces_first).success(**render),
-        page["reset"].click(handlers.reset_aus, None, aus, queue=False, **UI_ONLY).then(**faces_first).success(**render),
+        page["reset"].click(handlers.reset_aus, None, aus, queue=False, **UI_ONLY)
+        .then(**faces_first).success(**render),
         page["new_seed"].click(handlers.random_seed, None, page["seed"], queue=False, **UI_ONLY)
         .then(**faces_first).success(**render),
         page["sweep_gallery"].select(restoring.restore_sweep_frame, page["session"], [*aus, page["preset"]],
@@ -287,6 +342,7 @@ def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
     # The preset names the sliders' values only until they change.
     gr.on([*(au.input for au in aus), page["reset"].click], None, None, page["preset"], js="() => null", **UI_ONLY)
     animations = wire_animate_tab(page, backend, values, faces_first)
+    edits = wire_edit_tab(page, backend)
     upscales = page["upscale"].click(with_backend(handlers.upscale_result, backend),
                                      [page["session"], page["upscale_scale"], page["upscale_strength"]],
                                      [page[name] for name in ("image", "history", "download", "metadata")], **RENDERS)
@@ -301,9 +357,10 @@ def wire(page: Page, backend: Backend, demo: gr.Blocks) -> None:
     sweeps.success(with_backend(readouts.measure_sweep, backend), [page["session"], page["measure"]],
                    page["sweep_curve"], show_progress="hidden", **READS)
     # The counter stops the run in progress (cancelling cannot interrupt a running thread);
-    # `cancels` drops the requests still waiting in the queue.
+    # `cancels` drops the requests still waiting in the queue. The counter is the tab's, so it stops an
+    # edit too: the edits waiting go as well.
     page["stop"].click(handlers.request_stop, page["session"], page["image"], queue=False,
-                       cancels=[*copies, *renders, compares, sweeps, upscales, *animations], **UI_ONLY)
+                       cancels=[*copies, *renders, compares, sweeps, upscales, *animations, *edits], **UI_ONLY)
 
 
 def wire_animate_tab(page: Page, backend: Backend, values: dict[str, Any], faces_first: dict[str, Any]) -> list:
@@ -323,6 +380,43 @@ def wire_animate_tab(page: Page, backend: Backend, values: dict[str, Any], faces
     return [renders, quick_looks]
 
 
+def wire_edit_tab(page: Page, backend: Backend) -> list:
+    """The Edit a photo tab's events; returns those that a Stop cancels."""
+    edit, session = page["edit"], page["session"]
+    values = {name: edit[name] for name in editing.EDIT_VALUES}
+    aus = [edit[name] for name in AU_NAMES]
+    sliders = [component for component in values.values() if isinstance(component, gr.Slider)]
+    counters = [edit["keyboard_changes"], edit["range_moves"]]
+    for slider in sliders:
+        slider.input(None, counters, counters, js=COUNT_SLIDER_MOVES_JS, **UI_ONLY)
+    previews = edit["range_moves"].change(with_backend(editing.preview_edit, backend), session, edit["result"],
+                                          inputs_kwargs=values, **PREVIEWS)
+    # A new photo, or a click on another face: read outside the GPU slot, the sliders set; nothing cancelled.
+    read = [*aus, edit["note"], edit["photo"], *(edit[name] for name in (
+        "result", "compare", "download", "readout", "readout_note", "metadata"))]
+    edit["photo"].upload(with_backend(editing.read_photo, backend), [session, edit["photo"]], read, **READS)
+    edit["photo"].select(with_backend(editing.pick_face, backend), session, read, **READS)
+    edit["photo"].clear(with_backend(editing.forget_photo, backend), session, edit["note"], queue=False, **UI_ONLY)
+    render = dict(fn=with_backend(editing.render_edit, backend), inputs=session, inputs_kwargs=values,
+                  outputs=[edit[name] for name in ("result", "compare", "history", "download", "metadata")], **STREAMED)
+    renders = [
+        gr.on([edit["run"].click, edit["seed"].submit, edit["keyboard_changes"].change,
+               *(slider.release for slider in sliders)], **render),
+        edit["back"].click(editing.back_to_photo, session, aus, queue=False, **UI_ONLY).then(**render),
+    ]
+    measure = dict(fn=with_backend(readouts.measure_edit, backend), inputs=[session, edit["measure"]],
+                   outputs=[edit[name] for name in ("readout", "readout_note", "download", "metadata")],
+                   show_progress="hidden", **READS)
+    for chain in renders:
+        chain.then(**measure)
+    edit["measure"].input(**measure)
+    edit["history"].select(editing.restore_edit, session, [*values.values(), *(edit[name] for name in (
+        "result", "compare", "download", "metadata"))], **UI_ONLY)
+    edit["stop"].click(editing.stop_edit, session, edit["result"], queue=False, cancels=[*renders, previews],
+                       **UI_ONLY)
+    return [*renders, previews]
+
+
 def build_ui(studio: Studio) -> gr.Blocks:
     """The whole page for one Studio; launch it with queueing as server.py does."""
     backend = Backend(studio)
@@ -333,18 +427,27 @@ def build_ui(studio: Studio) -> gr.Blocks:
     with gr.Blocks(title="FineFace UI", analytics_enabled=False, delete_cache=(600, 3600)) as demo:
         # Deep-copied per tab; a closed tab's files go with it.
         page["session"] = gr.State(Session(), delete_callback=backend.outputs.close)
-        gr.Markdown("# FineFace UI\nDescribe a portrait, then dial its expression with FACS Action Units.")
+        gr.Markdown("# FineFace UI\nDescribe a portrait, or drop a photo, then dial its expression with FACS "
+                    "Action Units.")
         if studio.random_weights:
             gr.Markdown("⚠️ **Demo mode with random weights**: the models are tiny and untrained, so every image "
                         "is noise, and the AU reader is a random stand-in whose readings mean nothing. Everything "
-                        "else (sliders, faces, history, sweeps, copying an expression, API) works as usual.")
-        with gr.Row():
-            with gr.Column(scale=5, elem_id="input-column"):
-                input_column(page, steps, size)
-            with gr.Column(scale=6, elem_id="output-column"):
-                output_column(page)
+                        "else (sliders, faces, history, sweeps, copying an expression, photo edits, API) works as "
+                        "usual.")
+        with gr.Tabs(elem_id="modes"):
+            with gr.Tab("Create", elem_id="create-tab"):
+                with gr.Row():
+                    with gr.Column(scale=5, elem_id="input-column"):
+                        input_column(page, steps, size)
+                    with gr.Column(scale=6, elem_id="output-column"):
+                        output_column(page)
+            with gr.Tab("Edit a photo", elem_id="edit-tab"):
+                page["edit"] = edit = {}
+                edit_tab(edit, steps if studio.random_weights else None)
         page["keyboard_changes"] = gr.Number(value=0, visible="hidden")
         page["range_moves"] = gr.Number(value=0, visible="hidden")
+        edit["keyboard_changes"] = gr.Number(value=0, visible="hidden")  # the Edit tab's own slider moves
+        edit["range_moves"] = gr.Number(value=0, visible="hidden")
         page["compare_shown"] = gr.State(False)  # whether the Before / after tab is the one shown
         demo.load(None, js=TRACK_POINTER_JS, **UI_ONLY)
         demo.load(None, js=NUMBER_BOXES_JS, **UI_ONLY)
