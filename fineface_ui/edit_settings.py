@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-from .aus import AU_NAMES, AUValues, au_dict, check_intensity, named_intensities, parse_au_string
+from .aus import ACCEPTED_RANGE, AU_NAMES, AUValues, au_dict, check_intensity, named_intensities, parse_au_string
 from .errors import InvalidInputError
 from .settings import SPEC, Setting
 
@@ -54,17 +54,13 @@ class EditSettings:
         if both:
             raise InvalidInputError(f"{', '.join(both)} is both set and changed: give each AU one way.")
         wanted = {**read, **targets, **{name: read[name] + value for name, value in changes.items()}}
+        low, high = ACCEPTED_RANGE
+        for name, value in changes.items():  # the user typed the change, not the sum: name both
+            if not low <= wanted[name] <= high:
+                raise InvalidInputError(f"{name} read from the photo ({read[name]:g}) {value:+g} is "
+                                        f"{wanted[name]:g}, outside the accepted range {low:g}..{high:g}.")
         checked = {name: EDIT_SPEC[name].check(value) for name, value in options.items()}
         return cls(aus_read=read, aus={name: check_intensity(name, wanted[name]) for name in AU_NAMES}, **checked)
-
-    @classmethod
-    def from_metadata(cls, metadata: Mapping[str, Any]) -> "EditSettings":
-        """The settings an edited image's metadata records (validated again)."""
-        stored = metadata.get("aus")
-        if not isinstance(stored, list) or len(stored) != 1:
-            raise InvalidInputError("An edit's metadata holds one AU setting in `aus`.")
-        options = {name: metadata[name] for name in EDIT_SPEC if name in metadata}
-        return cls.create(metadata.get("aus_read"), stored[0], **options)
 
     def change(self) -> list[float]:
         """What MagicFace takes: each AU's target minus its read value, in model order."""

@@ -15,7 +15,7 @@ from .settings import SCHEDULERS
 
 JSON_KEY = "fineface"
 A1111_KEY = "parameters"
-SAMPLER_NAMES = {"dpm++": "DPM++ 2M", "paper": "PNDM", "unipc": "UniPC"}  # unipc: photo edits (MagicFace)
+SAMPLER_NAMES = {"dpm++": "DPM++ 2M", "paper": "PNDM"}
 
 
 def a1111_parameters(metadata: dict[str, Any]) -> str:
@@ -30,9 +30,8 @@ def a1111_parameters(metadata: dict[str, Any]) -> str:
                        if variable.endswith("BASE_MODEL")), ""),
         # Quoted, because A1111's reader splits unquoted values at commas.
         "AUs": json.dumps(format_aus(metadata["aus"][0])),
+        "AU scale": metadata["au_scale"],
     }
-    if "au_scale" in metadata:  # a photo edit has none
-        fields["AU scale"] = metadata["au_scale"]
     if metadata.get("lora_scale") is not None:
         fields["LoRA scale"] = metadata["lora_scale"]
     if "upscale" in metadata:  # A1111's names for its own "hires fix": Size stays the first pass's
@@ -50,7 +49,9 @@ def save_png(image: Image.Image, path: str | Path, metadata: dict[str, Any]) -> 
     if len(metadata["aus"]) != 1:
         raise ValueError("PNG metadata describes one image: pass FineFaceOutput.metadata_for(i)")
     info = PngImagePlugin.PngInfo()
-    info.add_text(A1111_KEY, a1111_parameters(metadata))
+    # A photo edit is no text-to-image recipe: other tools' "PNG Info" would offer to redo it without its photo.
+    if metadata.get("pipeline") != EDIT_PIPELINE:
+        info.add_text(A1111_KEY, a1111_parameters(metadata))
     info.add_text(JSON_KEY, json.dumps(metadata))
     image.save(path, format="PNG", pnginfo=info)
     return Path(path)

@@ -36,6 +36,9 @@ from .settings import GenerationSettings, Upscale
 # Random weights give noise at any size: their demos start small and few-step, to feel quick on a CPU.
 RANDOM_WEIGHTS_DEFAULTS = {"num_inference_steps": 4, "width": 256, "height": 256}
 
+# The longest side of an edit's previews and glimpses.
+DISPLAY_SIDE = 1024
+
 _open_studios: weakref.WeakValueDictionary[int, "Studio"] = weakref.WeakValueDictionary()
 
 
@@ -196,11 +199,14 @@ class Studio:
         """The photo, full size, with its face's expression changed as `settings` asks (MagicFace)."""
         result = self.edit_pipeline().edit(photo.source, photo.background, settings, on_step,
                                            _pasted(photo, on_preview))
-        return FineFaceOutput([photo.paste(result.crop)], {**result.metadata, **photo.record()})
+        # Which model read the AUs: a reading means something only with its model.
+        metadata = {**result.metadata, **photo.record(), "au_reader": self.au_reader().provenance()}
+        return FineFaceOutput([photo.paste(result.crop)], metadata)
 
     def edit_preview(self, photo: EditPhoto, settings: EditSettings) -> Image.Image:
-        """A quick, rough edit (a few steps, TAESD), pasted into the photo: what a slider drag shows."""
-        return photo.paste(self.edit_pipeline().edit(photo.source, photo.background, settings, preview=True).crop)
+        """A quick, rough edit (a few steps, TAESD), pasted into the photo at display size: what a drag shows."""
+        crop = self.edit_pipeline().edit(photo.source, photo.background, settings, preview=True).crop
+        return _display_size(photo.paste(crop))
 
     def _pipeline_for(self, photos: Sequence[Any]) -> tuple[FineFacePipeline, FaceEmbeddings | None]:
         """The text pipeline without photos; with them, the identity pipeline and the faces found in them."""
@@ -217,7 +223,14 @@ def _pasted(photo: EditPhoto, on_preview: PreviewCallback | None) -> PreviewCall
     """Glimpses of an edit's crop shown pasted into the photo, as the result will be."""
     if on_preview is None:
         return None
-    return lambda crops, step, total: on_preview([photo.paste(crop) for crop in crops], step, total)
+    return lambda crops, step, total: on_preview([_display_size(photo.paste(crop)) for crop in crops], step, total)
+
+
+def _display_size(image: Image.Image) -> Image.Image:
+    """A glimpse or preview of a large photo's edit, at most DISPLAY_SIDE a side: a 40 MP frame per glimpse
+    would cost more to send than to make. The result itself keeps every pixel."""
+    image.thumbnail((DISPLAY_SIDE, DISPLAY_SIDE), Image.Resampling.BILINEAR)
+    return image
 
 
 def _embeddings(faces: FaceEmbeddings | None) -> Any:

@@ -23,6 +23,7 @@ def test_an_edit_writes_the_photo_at_its_size_with_the_aus_read_and_asked_for(tm
     assert np.array_equal(edited[:, :150], original[:, :150]) and np.array_equal(edited[:, 650:], original[:, 650:])
     with Image.open(out) as image:
         stored = json.loads(image.info["fineface"])
+        assert "parameters" not in image.info  # no A1111 recipe: an edit cannot be redone without its photo
     assert stored["aus"][0]["AU12"] == 4 and stored["aus"][0]["AU6"] == pytest.approx(stored["aus_read"]["AU6"] + 1)
     assert stored["au_change"]["AU12"] == pytest.approx(4 - stored["aus_read"]["AU12"])
     assert stored["num_inference_steps"] == 4  # random weights: a smoke test of seconds

@@ -4,6 +4,7 @@ into it, through the Studio of `--random-weights`."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -114,3 +115,23 @@ def _orientation(value: int) -> Image.Exif:
     exif = Image.Exif()
     exif[0x0112] = value
     return exif
+
+
+def test_a_face_running_past_the_photos_edge_keeps_magicfaces_crop_of_its_whole_box(reader, tmp_path, monkeypatch):
+    # SCRFD's boxes may run past the frame; the crop is made from the box as found, not the part inside.
+    photo = face_picture(tmp_path / "edge.png", size=(480, 400), boxes=((0, 100, 180, 340),))
+    found, runs = edit_inputs.detected_faces(reader.au_reader.load()[0], np.asarray(Image.open(photo)))
+    past_edge = replace(found[0], box=np.array([-60.0, 100, 140, 340], dtype=np.float32) * found[0].scale
+                        + found[0].pad)
+    monkeypatch.setattr(edit_inputs, "detected_faces", lambda detector, rgb: ([past_edge], runs))
+    prepared = reader.read(photo)
+    assert np.allclose(prepared.crop.to_crop(np.array([[40.0, 220.0]])), 256, atol=0.5)  # the box's centre
+    assert prepared.crop.scale == pytest.approx(352 / (1.5 * 200))
+    assert prepared.face.box[0] == 0  # shown and recorded inside the photo
+
+
+def test_a_face_whose_features_the_parser_cannot_find_is_refused_not_returned_unedited(reader, tmp_path,
+                                                                                       monkeypatch):
+    monkeypatch.setattr(edit_inputs, "face_region", lambda labels: np.zeros(labels.shape, bool))
+    with pytest.raises(InvalidInputError, match="features of the face .* could not be found"):
+        reader.read(face_picture(tmp_path / "face.png"))

@@ -35,7 +35,7 @@ def test_an_au_both_set_and_changed_is_refused():
 
 @pytest.mark.parametrize("request_, message", [
     ({"aus": "AU3=1"}, "Unknown Action Unit 'AU3'"),
-    ({"change": "AU12=14"}, "AU12 = 16 is outside the accepted range"),  # 2 read + 14 asked
+    ({"change": "AU12=14"}, r"AU12 read from the photo \(2\) \+14 is 16, outside the accepted range"),
     ({"aus": "AU12=nan"}, "AU12 must be a finite number"),
     ({"guidance_scale": 11}, "Guidance scale must be between 0 and 10"),
     ({"num_inference_steps": 0}, "Steps must be between 1 and 150"),
@@ -48,11 +48,6 @@ def test_bad_values_are_refused_with_a_readable_message(request_, message):
 
 def test_the_defaults_are_magicfaces_own():
     assert EDIT_SPEC["num_inference_steps"].default == 50 and EDIT_SPEC["guidance_scale"].default == 1.5
-
-
-def test_metadata_gives_back_the_same_settings():
-    settings = EditSettings.create(READ, "AU12=4", seed=7, num_inference_steps=20)
-    assert EditSettings.from_metadata(settings.as_dict()) == settings
 
 
 @pytest.mark.parametrize("text, point", [("420,310", (420.0, 310.0)), (" 3.5 , 7 ", (3.5, 7.0)), ("", None),

@@ -18,7 +18,7 @@ from fineface_ui import MagicFacePipeline
 from fineface_ui.edit_settings import EditSettings
 from fineface_ui.engine.magicface import AU_PROJECTION
 from fineface_ui.engine.reference_attention import reference_features, transformer_blocks
-from fineface_ui.errors import CheckpointError
+from fineface_ui.errors import CheckpointError, InvalidInputError
 from fineface_ui.hub.model_sources import DENOISING_UNET, IDENTITY_UNET, MODEL_WEIGHTS_FILE
 
 SIDE = 64  # the crop side of these tests: 8x8 latents keep a tiny edit quick
@@ -82,7 +82,15 @@ def test_the_background_enters_as_unscaled_latents_beside_the_noisy_ones(magicfa
 
 def test_the_source_reaches_the_edit_only_through_the_id_features(magicface_pipe, crops):
     source, background = crops
-    assert not np.array_equal(edit(magicface_pipe, source, background), edit(magicface_pipe, picture(3), background))
+    inputs = []
+    handle = magicface_pipe.denoiser.conv_in.register_forward_hook(lambda module, args, output: inputs.append(args[0]))
+    try:
+        first, other = (edit(magicface_pipe, picture, background, num_inference_steps=1) for picture in (source,
+                                                                                                         picture(3)))
+    finally:
+        handle.remove()
+    assert torch.equal(inputs[0], inputs[1])  # the UNet's input does not see the source...
+    assert not np.array_equal(first, other)  # ...its self-attention does
 
 
 def test_every_self_attention_attends_over_its_tokens_and_the_id_features_of_its_block(magicface_pipe, crops):
@@ -117,9 +125,33 @@ def test_a_preview_runs_few_steps_and_is_not_the_full_edit(magicface_pipe, crops
     assert preview.crop.size == (SIDE, SIDE)
 
 
-def test_the_scheduler_is_unipc_ending_at_the_last_training_sigma_as_magicface_ran(magicface_pipe):
-    assert type(magicface_pipe.scheduler).__name__ == "UniPCMultistepScheduler"
-    assert magicface_pipe.scheduler.config.final_sigmas_type == "sigma_min"
+def test_the_schedule_is_magicfaces_unipc_from_999_to_20_ending_at_the_last_training_sigma(magicface_files,
+                                                                                          crops, tmp_path):
+    # Even from a copy of SD 1.5's config re-saved with PNDM's "leading" spacing (which would start at 951).
+    base = tmp_path / "sd15"
+    shutil.copytree(magicface_files["base_model"], base)
+    config = base / "scheduler" / "scheduler_config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "timestep_spacing": "leading"}))
+    pipe = MagicFacePipeline.from_pretrained(**{**magicface_files, "base_model": base}, device="cpu")
+    seen = []
+    handle = pipe.denoiser.register_forward_pre_hook(lambda module, args: seen.append(int(args[1])))
+    try:
+        pipe.edit(*crops, EditSettings.create({}, None, num_inference_steps=50))
+    finally:
+        handle.remove()
+    assert seen[:2] == [999, 979] and seen[-1] == 20 and len(seen) == 50
+    scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
+    scheduler.set_timesteps(50)
+    assert type(scheduler).__name__ == "UniPCMultistepScheduler"
+    assert scheduler.sigmas[-1] == pytest.approx(0.0292, abs=1e-4)  # not 0: diffusers 0.25's end, MagicFace's
+
+
+def test_a_source_and_background_of_different_sizes_are_refused(magicface_pipe, crops):
+    settings = EditSettings.create({}, None, num_inference_steps=1)
+    with pytest.raises(InvalidInputError, match="must be one size, a multiple of 8"):
+        magicface_pipe.edit(crops[0], crops[1].resize((48, 48)), settings)
+    with pytest.raises(InvalidInputError, match="must be one size, a multiple of 8"):
+        magicface_pipe.edit(crops[0].resize((60, 60)), crops[1].resize((60, 60)), settings)
 
 
 def copy_with(magicface_files, tmp_path, folder, change):
@@ -161,9 +193,14 @@ def test_a_denoising_unet_without_the_background_channels_is_refused(magicface_f
                                           allow_download=False)
 
 
-def test_the_released_configs_name_the_authors_classes(magicface_files):
-    # diffusers loads both as its own UNet2DConditionModel whatever the config's class name says.
-    folder = magicface_files["magicface_weights"]
-    names = {name: json.loads((folder / name / "config.json").read_text())["_class_name"]
-             for name in (DENOISING_UNET, IDENTITY_UNET)}
-    assert names == {DENOISING_UNET: "UNetDeno2DConditionModel", IDENTITY_UNET: "UNetID2DConditionModel"}
+def test_a_text_encoder_missing_a_weight_fails_loading_naming_it(magicface_files, tmp_path):
+    base = tmp_path / "sd15"
+    shutil.copytree(magicface_files["base_model"], base)
+    path = base / "text_encoder" / "model.safetensors"
+    state = load_file(path)
+    del state["final_layer_norm.weight"]
+    save_file(state, path, metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match=r"final_layer_norm\.weight"):
+        MagicFacePipeline.from_pretrained(**{**magicface_files, "base_model": base}, device="cpu",
+                                          allow_download=False)
+

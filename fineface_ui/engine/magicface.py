@@ -32,7 +32,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from ..aus import NUM_AUS
 from ..edit_settings import EDIT_PIPELINE, EditSettings
-from ..errors import CheckpointError
+from ..errors import CheckpointError, InvalidInputError
 from ..hub.model_sources import (
     DENOISING_UNET,
     IDENTITY_UNET,
@@ -63,6 +63,7 @@ PROMPT = "A close up of a person."
 # The denoising UNet's AU projection: MagicFace adds au_aug_mlp(change) to the time embedding, which is
 # what diffusers does with a class embedding, so the Linear goes in that slot.
 AU_PROJECTION = "au_aug_mlp"
+TEXT_ENCODER_WEIGHTS_FILE = "model.safetensors"
 
 
 @dataclass
@@ -112,11 +113,14 @@ class MagicFacePipeline:
             denoiser=load_denoiser(unets / DENOISING_UNET, dtype),
             identity_unet=load_model(UNet2DConditionModel, unets / IDENTITY_UNET, dtype),
             vae=load_model(AutoencoderKL, base / "vae", dtype),
-            text_encoder=load_component(CLIPTextModel, base / "text_encoder", dtype),
+            text_encoder=load_text_encoder(base / "text_encoder", dtype),
             tokenizer=CLIPTokenizer.from_pretrained(base / "tokenizer"),
-            # MagicFace runs UniPC on SD 1.5's noise schedule. diffusers now ends UniPC at sigma 0 by default;
-            # the version MagicFace was made with ended at the last training sigma, which sigma_min restores.
-            scheduler=UniPCMultistepScheduler.from_pretrained(base / "scheduler", final_sigmas_type="sigma_min"),
+            # MagicFace runs UniPC on SD 1.5's noise schedule. SD 1.5's config names no timestep spacing, so
+            # UniPC's own, linspace (999, 979, ..., 20), is what MagicFace ran; a re-saved copy of the config may
+            # name PNDM's "leading", hence set here. diffusers now ends UniPC at sigma 0 by default; the version
+            # MagicFace was made with ended at the last training sigma, which sigma_min restores.
+            scheduler=UniPCMultistepScheduler.from_pretrained(base / "scheduler", timestep_spacing="linspace",
+                                                              final_sigmas_type="sigma_min"),
             preview_decoder=load_model(AutoencoderTiny, found[needed["preview_decoder"]], dtype),
             models=models_loaded(needed, found),
         )
@@ -134,6 +138,10 @@ class MagicFacePipeline:
              preview: bool = False) -> EditOutput:
         """The source crop with the AU change of `settings`; `background` is MagicFace's background-and-pose
         condition of the same size. `preview`: PREVIEW_STEPS steps at most and TAESD's decode."""
+        if source.size != background.size or source.width % 8 or source.height % 8:
+            raise InvalidInputError(f"The source ({source.width}x{source.height}) and its background "
+                                    f"({background.width}x{background.height}) must be one size, a multiple of 8 "
+                                    "pixels a side (faces/edit_inputs.py makes both at 512).")
         steps = min(PREVIEW_STEPS, settings.num_inference_steps) if preview else settings.num_inference_steps
         with self._lock, readable_memory_errors():
             text = self._prompt_embedding()
@@ -200,6 +208,13 @@ class MagicFacePipeline:
             "dtype": str(self.dtype).removeprefix("torch."),
             "versions": library_versions(),
         }
+
+
+def load_text_encoder(folder: Path, dtype: torch.dtype) -> CLIPTextModel:
+    """SD 1.5's CLIP text encoder, every key checked (transformers only warns of a missing one)."""
+    model, loading_info = load_component(CLIPTextModel, folder, dtype, output_loading_info=True)
+    check_loading_info(folder / TEXT_ENCODER_WEIGHTS_FILE, loading_info)
+    return model
 
 
 def load_denoiser(folder: Path, dtype: torch.dtype) -> UNet2DConditionModel:

@@ -25,7 +25,7 @@ from .au_reader import AUReader
 from .detection import DetectedFace, Detection, detected_faces
 from .edit_crop import EditCrop, soft_mask
 from .face_parsing import face_region, load_face_parser, parse_face
-from .jaw_contour import jaw_dots, landmarks_68
+from .jaw_contour import add_dots, jaw_dots, landmarks_68
 from .model_pack import pack_shown
 from .photos import MAX_PIXELS, Photo, load_rgb, photo_label
 
@@ -82,20 +82,20 @@ class EditPhotoReader:
             raise NoFaceError(f"No face was found in {label}. Use a photo where the face is clearly visible, "
                               "facing the camera and not too small.")
         found = chosen_face(faces, point, width, height, label)
-        box = found.photo_box(width, height)
-        crop = EditCrop.around(box)
+        # The detector's box as it is, not clipped to the photo: a face at the edge keeps MagicFace's crop.
+        corners = (found.box.reshape(2, 2).astype(np.float64) - found.pad) / found.scale
+        crop = EditCrop.around(tuple(corners.reshape(-1).tolist()))
         source = crop.cut(rgb)
-        to_photo = lambda points: (np.asarray(points, dtype=np.float64) - found.pad) / found.scale  # noqa: E731
-        keypoints = crop.to_crop(to_photo(found.keypoints))
-        corners = crop.to_crop(np.array([[box[0], box[1]], [box[2], box[3]]], dtype=np.float64))
-        landmarks = landmarks_68(landmarker, np.ascontiguousarray(source[:, :, ::-1]), corners.reshape(-1))
+        keypoints = crop.to_crop((np.asarray(found.keypoints, dtype=np.float64) - found.pad) / found.scale)
+        in_crop = crop.to_crop(corners)
+        landmarks = landmarks_68(landmarker, np.ascontiguousarray(source[:, :, ::-1]), in_crop.reshape(-1))
         region = face_region(parse_face(parser, source))
-        background = np.where(region[:, :, None], 0, source).astype(np.int16)
-        background = np.clip(background + jaw_dots(keypoints, landmarks), 0, 255).astype(np.uint8)
+        _check_parsed(region, in_crop, label)
+        background = add_dots(np.where(region[:, :, None], 0, source).astype(np.uint8), jaw_dots(keypoints, landmarks))
         return EditPhoto(
             original=rgb,
             sha256=hashlib.sha256(rgb.tobytes()).hexdigest(),
-            face=DetectedFace(0, label, found.face_count, box, found.score),
+            face=DetectedFace(0, label, found.face_count, found.photo_box(width, height), found.score),
             aus_read=AUReader.intensities(network, found),
             crop=crop,
             source=Image.fromarray(source),
@@ -123,6 +123,20 @@ class EditPhotoReader:
             raise CheckpointError(f"The landmark model {LANDMARK_FILE} in {pack_shown(self.au_reader.pack)} could "
                                   f"not be loaded ({weights.without_paths(str(error))}). Delete the folder and "
                                   "download buffalo_l again.") from error
+
+
+# Below this share of the face's box parsed as face parts (skin, brows, eyes, nose, mouth, lips), the parser
+# did not see a face: the soft mask would be empty and the "edit" would be the photo itself.
+MIN_PARSED_SHARE = 0.1
+
+
+def _check_parsed(region: np.ndarray, box: np.ndarray, label: str) -> None:
+    """Refuse a face whose features the face parser cannot find (turned away, covered)."""
+    (x0, y0), (x1, y1) = np.clip(np.round(box), 0, region.shape[0]).astype(int)
+    inside = region[y0:y1, x0:x1]
+    if inside.size == 0 or inside.mean() < MIN_PARSED_SHARE:
+        raise InvalidInputError(f"The features of the face in {label} could not be found (is it turned away or "
+                                "covered?), so it cannot be edited. Use a photo where the face is clearly visible.")
 
 
 def chosen_face(faces: Sequence[Detection], point: Point | None, width: int, height: int, label: str) -> Detection:

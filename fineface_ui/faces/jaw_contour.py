@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from ..errors import CheckpointError
+from ..hub.model_sources import LANDMARK_FILE
 
 ALIGNED_SIDE = 256
 # Where the five keypoints (eyes, nose tip, mouth corners; the image's left one of a pair first) sit in
@@ -86,6 +87,6 @@ def landmarks_68(model: Any, bgr: np.ndarray, box: tuple[float, float, float, fl
     from insightface.app.common import Face
 
     if getattr(model, "lmk_num", None) != 68:
-        raise CheckpointError(f"{getattr(model, 'model_file', model)} is not InsightFace's 68-point landmark model.")
+        raise CheckpointError(f"{LANDMARK_FILE} is not InsightFace's 68-point landmark model.")
     points = model.get(bgr, Face(bbox=np.asarray(box, dtype=np.float32)))
     return np.asarray(points, dtype=np.float32)[:, :2]

@@ -20,6 +20,13 @@ from ..hub.model_sources import DENOISING_UNET, FACE_PARSER_FILE, IDENTITY_UNET,
 from .tiny_face_parser import write_face_parser
 from .tiny_models import SD15_TOKEN_DIM, tiny_base_pipeline, write_preview_decoder
 
+# SD 1.5's scheduler_config.json as the Hub holds it: written by diffusers 0.6, it names no timestep spacing.
+SD15_SCHEDULER_CONFIG = {
+    "_class_name": "PNDMScheduler", "_diffusers_version": "0.6.0", "beta_end": 0.012,
+    "beta_schedule": "scaled_linear", "beta_start": 0.00085, "num_train_timesteps": 1000,
+    "set_alpha_to_one": False, "skip_prk_steps": True, "steps_offset": 1, "trained_betas": None,
+    "clip_sample": False,
+}
 # The authors' UNet classes, as their config.json files name them (diffusers loads them as its own UNet).
 CLASS_NAMES = {DENOISING_UNET: "UNetDeno2DConditionModel", IDENTITY_UNET: "UNetID2DConditionModel"}
 
@@ -63,5 +70,6 @@ def write_magicface(root: Path, seed: int = 20) -> dict[str, Path]:
     sd = tiny_base_pipeline(SD15_TOKEN_DIM, linear_projection=False, seed=seed + 4)
     sd.save_pretrained(base)
     shutil.rmtree(base / "unet")  # the mirror has one, but MagicFace brings its own and never loads it
+    (base / "scheduler" / "scheduler_config.json").write_text(json.dumps(SD15_SCHEDULER_CONFIG, indent=2))
     return {"magicface_weights": magicface, "base_model": base,
             "preview_decoder": write_preview_decoder(root / "taesd", seed=seed + 5)}
