@@ -94,7 +94,7 @@ class EditPhotoReader:
         background = add_dots(np.where(region[:, :, None], 0, source).astype(np.uint8), jaw_dots(keypoints, landmarks))
         return EditPhoto(
             original=rgb,
-            sha256=hashlib.sha256(rgb.tobytes()).hexdigest(),
+            sha256=hashlib.sha256(np.ascontiguousarray(rgb)).hexdigest(),  # the same bytes, not copied
             face=DetectedFace(0, label, found.face_count, found.photo_box(width, height), found.score),
             aus_read=AUReader.intensities(network, found),
             crop=crop,

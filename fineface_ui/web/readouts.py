@@ -42,7 +42,7 @@ def copy_note(backend: Backend, reading: AUReading) -> str:
     return f"Expression copied from {reading.face.label}{others}: {aus}.{random}"
 
 
-def read_one(backend: Backend, photo: str) -> AUReading:
+def read_one(backend: Backend, photo: Any) -> AUReading:
     [reading] = backend.read_aus([photo])
     return reading
 
@@ -68,21 +68,32 @@ def copy_from_face_photo(backend: Backend, state: Session, photo_paths: list[str
     return [*copied_aus(reading), None, copy_note(backend, reading)]
 
 
+def record_reading(backend: Backend, metadata: dict[str, Any], image: Any, what: str) -> tuple[Any, ...] | None:
+    """Read `image` back into `metadata` (`measured_aus` and the reader's `au_reader`), once. None when read;
+    else the chart hidden, a note saying why (no face in `what`, a missing reader) and the download and
+    settings unchanged."""
+    if "measured_aus" in metadata:
+        return None
+    try:
+        reading = read_one(backend, image)
+    except gr.Error as error:
+        reason = f"no face was found in {what}" if "No face was found" in error.message else error.message
+        return gr.update(visible=False), gr.update(value=f"Not measured: {reason}.", visible=True), gr.skip(), \
+            gr.skip()
+    metadata["measured_aus"] = {name: round(value, 2) for name, value in reading.aus.items()}
+    metadata["au_reader"] = backend.studio.au_reader().provenance()
+    return None
+
+
 def measure_result(backend: Backend, state: Session, measure: bool) -> tuple[Any, Any, Any, Any]:
     """The newest result read back: a chart of asked vs read for each AU, a note, and its download and
     settings with `measured_aus` added. Unchanged when measuring is off or there is no result."""
     if not measure or not state.history:
         return gr.update(visible=False), gr.update(visible=False), gr.skip(), gr.skip()
     result = state.history[0]
-    if "measured_aus" not in result.metadata:
-        try:
-            reading = read_one(backend, str(result.path))
-        except gr.Error as error:  # no face in the image, a missing reader: said beside the image
-            reason = "no face was found in this image" if "No face was found" in error.message else error.message
-            return gr.update(visible=False), gr.update(value=f"Not measured: {reason}.", visible=True), \
-                gr.skip(), gr.skip()
-        result.metadata["measured_aus"] = {name: round(value, 2) for name, value in reading.aus.items()}
-        result.metadata["au_reader"] = backend.studio.au_reader().provenance()
+    unread = record_reading(backend, result.metadata, str(result.path), "this image")
+    if unread is not None:
+        return unread
     # A render that ended while this one was read owns the download and the settings shown now.
     newest = state.history and state.history[0] is result
     asked, measured = result.metadata["aus"][0], result.metadata["measured_aus"]
@@ -155,15 +166,9 @@ def measure_edit(backend: Backend, state: Session, measure: bool) -> tuple[Any, 
     if not measure or not edits.history:
         return gr.update(visible=False), gr.update(visible=False), gr.skip(), gr.skip()
     result = edits.history[0]
-    if "measured_aus" not in result.metadata:
-        try:
-            [reading] = backend.read_aus([edited_face(result)])
-        except gr.Error as error:  # the edit lost its face, a missing reader: said beside the image
-            reason = "no face was found in the edit" if "No face was found" in error.message else error.message
-            return gr.update(visible=False), gr.update(value=f"Not measured: {reason}.", visible=True), \
-                gr.skip(), gr.skip()
-        result.metadata["measured_aus"] = {name: round(value, 2) for name, value in reading.aus.items()}
-        result.metadata["au_reader"] = backend.studio.au_reader().provenance()
+    unread = record_reading(backend, result.metadata, edited_face(result), "the edit")
+    if unread is not None:
+        return unread
     newest = edits.history and edits.history[0] is result  # else a newer edit owns the download and settings
     metadata = result.metadata
     kinds = ((READ_FROM_PHOTO, metadata["aus_read"]), (ASKED, metadata["aus"][0]),
