@@ -18,9 +18,9 @@ from fineface_ui.errors import GPUMemoryError
 def test_speed_options_are_on_for_cuda_only_and_off_on_zero_gpu(monkeypatch):
     monkeypatch.delenv("SPACES_ZERO_GPU", raising=False)
     assert Acceleration.default_for(torch.device("cpu")) == Acceleration()
-    assert Acceleration.default_for(torch.device("cuda")) == Acceleration(True, True, True)
+    assert Acceleration.default_for(torch.device("cuda")) == Acceleration(True, True, True, True)
     # A one-off command does not wait a minute for a compile that serves one image.
-    assert Acceleration.default_for(torch.device("cuda"), serving=False) == Acceleration(True, False, True)
+    assert Acceleration.default_for(torch.device("cuda"), serving=False) == Acceleration(True, False, True, True)
     monkeypatch.setenv("SPACES_ZERO_GPU", "true")
     assert Acceleration.default_for(torch.device("cuda")) == Acceleration()
 

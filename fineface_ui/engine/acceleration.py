@@ -19,6 +19,8 @@ from typing import Any, Callable, Hashable, Iterator
 import torch
 from torch import nn
 
+from .fused_projections import fuse
+
 Runner = Callable[[tuple, dict], Any]
 
 
@@ -27,6 +29,7 @@ class Acceleration:
     channels_last: bool = False  # NHWC tensors: cuDNN's native layout for fp16 convolutions
     compile: bool = False  # torch.compile (Inductor) for the UNet and the VAE decoder
     cuda_graphs: bool = False  # replay one captured graph per denoising step instead of ~1,000 launches
+    fused_projections: bool = False  # one matrix product for Q, K and V (fused_projections.py)
 
     @classmethod
     def default_for(cls, device: torch.device, serving: bool = True) -> "Acceleration":
@@ -37,14 +40,15 @@ class Acceleration:
         """
         if device.type != "cuda" or os.environ.get("SPACES_ZERO_GPU"):
             return cls()
-        return cls(channels_last=True, compile=serving, cuda_graphs=True)
+        return cls(channels_last=True, compile=serving, cuda_graphs=True, fused_projections=True)
 
     @property
     def needs_warm_up(self) -> bool:
         return self.compile or self.cuda_graphs
 
     def __str__(self) -> str:
-        names = {"channels_last": "channels-last", "compile": "compile", "cuda_graphs": "CUDA graphs"}
+        names = {"channels_last": "channels-last", "compile": "compile", "cuda_graphs": "CUDA graphs",
+                 "fused_projections": "fused QKV"}
         return " + ".join(label for field, label in names.items() if getattr(self, field)) or "eager"
 
 
@@ -115,6 +119,8 @@ def accelerate(unet: nn.Module, vae: nn.Module, acceleration: Acceleration,
     if acceleration.channels_last:
         unet.to(memory_format=torch.channels_last)
         vae.to(memory_format=torch.channels_last)
+    if acceleration.fused_projections:
+        fuse(unet)
     if not acceleration.needs_warm_up:
         return []
     return [WarmedForward(unet, acceleration, unet_state_key), WarmedForward(vae.decoder, acceleration)]

@@ -111,8 +111,11 @@ class FineFaceAttnProcessor(nn.Module):
             attention_mask = attention_mask.view(batch_size, attn.heads, -1, attention_mask.shape[-1])
 
         query = _split_heads(attn.to_q(hidden_states), attn.heads)
-        key = _split_heads(attn.to_k(encoder_hidden_states), attn.heads)
-        value = _split_heads(attn.to_v(encoder_hidden_states), attn.heads)
+        if attn.fused_projections:  # K and V in one product (fused_projections.py)
+            key, value = attn.to_kv(encoder_hidden_states).chunk(2, dim=-1)
+        else:
+            key, value = attn.to_k(encoder_hidden_states), attn.to_v(encoder_hidden_states)
+        key, value = _split_heads(key, attn.heads), _split_heads(value, attn.heads)
         hidden_states = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask)
         if self._identity_kv is not None:
             id_key, id_value = (_split_heads(t, attn.heads) for t in self._identity_kv)

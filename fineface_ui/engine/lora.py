@@ -20,6 +20,7 @@ from torch import nn
 from ..settings import TRAINED_LORA_SCALE  # defined with the settings, which the command line reads without torch
 from .attention import attention_layers
 from .checkpoints import Shapes, check_keys, read_state_dict
+from .fused_projections import refresh
 
 PROJECTIONS = ("to_q", "to_k", "to_v", "to_out.0")
 FILE_PREFIX = "unet"
@@ -51,6 +52,7 @@ class FusedLora:
         self.rank = int(state[rank_keys[0]].shape[0]) if rank_keys else 0  # type: ignore[union-attr]
         check_keys(path, state, expected_lora_shapes(unet, self.rank))
         self._targets = lora_targets(unet)
+        self._layers = list(attention_layers(unet).values())  # their fused weights follow the strength
         # On the CPU in the model's own dtype: the exact starting point of every fuse, whatever device the
         # UNet moves to, at no more memory than the weights themselves. Only the low-rank factors are
         # kept (B @ A is formed per layer when fusing): the dense updates would be as large as the weights.
@@ -68,4 +70,5 @@ class FusedLora:
         for path, linear in self._targets.items():
             up, down = self._factors[path]
             linear.weight.copy_(self._original[path].float() + scale * (up.float() @ down.float()))
+        refresh(self._layers)
         self.scale = scale
