@@ -81,6 +81,16 @@ def test_another_size_runs_eagerly_instead_of_compiling(compiled_pipe, sd21_pipe
     assert np.abs(pixels(image) - pixels(eager)).max() <= 2  # channels-last convolutions round differently
 
 
+def test_a_preview_decodes_through_the_compiled_taesd_path(compiled_pipe, sd21_pipe, monkeypatch, pixels):
+    decoder_forward = compiled_pipe.preview_decoder.decoder.forward
+    compiled, calls = decoder_forward.fast, []
+    monkeypatch.setattr(decoder_forward, "fast", lambda *a, **k: calls.append(1) or compiled(*a, **k))
+    preview = compiled_pipe.preview("a face", {"AU12": 4}, seed=3, num_inference_steps=3)[0]
+    assert calls == [1]  # the warmed layout (512x512, one image) was met at start-up
+    eager = sd21_pipe.preview("a face", {"AU12": 4}, seed=3, num_inference_steps=3)[0]
+    assert np.abs(pixels(preview) - pixels(eager)).max() <= 2
+
+
 def test_out_of_memory_is_a_readable_error_and_the_next_request_runs(sd21_pipe, monkeypatch, fast, pixels):
     before = sd21_pipe("a face", {"AU12": 2}, seed=6, **fast).images[0]
 

@@ -113,17 +113,18 @@ class WarmedForward:
         self.runners.clear()
 
 
-def accelerate(unet: nn.Module, vae: nn.Module, acceleration: Acceleration,
+def accelerate(unet: nn.Module, decoders: list[nn.Module], acceleration: Acceleration,
                unet_state_key: Callable[[], Hashable]) -> list[WarmedForward]:
-    """Apply the options to a pipeline's UNet and VAE; returns the routed forwards to warm up."""
-    if acceleration.channels_last:
-        unet.to(memory_format=torch.channels_last)
-        vae.to(memory_format=torch.channels_last)
+    """Apply the options to a pipeline's UNet and its decoders (the VAE, TAESD for previews); returns the
+    routed forwards to warm up."""
+    for module in (unet, *decoders) if acceleration.channels_last else ():
+        module.to(memory_format=torch.channels_last)
     if acceleration.fused_projections:
         fuse(unet)
     if not acceleration.needs_warm_up:
         return []
-    return [WarmedForward(unet, acceleration, unet_state_key), WarmedForward(vae.decoder, acceleration)]
+    return [WarmedForward(unet, acceleration, unet_state_key),
+            *(WarmedForward(decoder.decoder, acceleration) for decoder in decoders)]
 
 
 @contextmanager

@@ -151,7 +151,7 @@ class FineFacePipeline:
         if self._fast:
             raise RuntimeError("speed options are applied once, when the pipeline is loaded")
         acceleration = acceleration or Acceleration.default_for(self.device)
-        self._fast = accelerate(self.sd.unet, self.sd.vae, acceleration,
+        self._fast = accelerate(self.sd.unet, [self.sd.vae, self.preview_decoder], acceleration,
                                 lambda: request_addresses(self.adapters.values()))
         if acceleration.needs_warm_up:
             log.info("Warming up %s (%s): compiling for 512x512, one image; takes a minute or two once.",
@@ -161,11 +161,13 @@ class FineFacePipeline:
 
     def warm_up(self) -> float:
         """Build the fast paths for the default layout (512x512, one image, one face photo when the
-        variant takes faces); returns the seconds it took."""
+        variant takes faces), the preview's TAESD decode included; returns the seconds it took."""
         faces = torch.zeros(1, FACE_EMBEDDING_DIM) if self.identity is not None else None
+        settings = GenerationSettings.create("", None, num_inference_steps=2)
         start = time.perf_counter()
         with warming(self._fast):
-            self.generate(GenerationSettings.create("", None, num_inference_steps=2), face_embeds=faces)
+            self.generate(settings, face_embeds=faces)
+            self.generate_preview(settings, face_embeds=faces)
         return time.perf_counter() - start
 
     # ---- generation ----------------------------------------------------------------------------
