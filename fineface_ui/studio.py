@@ -30,7 +30,7 @@ from .faces.embedder import FaceEmbedder, FaceEmbeddings
 from .faces.model_pack import ensure_model_pack
 from .faces.photos import Photo, load_rgb
 from .hub.model_sources import edit_weights
-from .hub.weights import resolve
+from .hub.weights import keep_compiled_code_beside_the_weights, resolve
 from .settings import GenerationSettings, Upscale
 
 # Random weights give noise at any size: their demos start small and few-step, to feel quick on a CPU.
@@ -96,6 +96,7 @@ class Studio:
                         "base_model": sources.get("magicface_base_model"),
                         "preview_decoder": sources.get("preview_decoder")}
         options = {"device": device, "acceleration": acceleration}
+        keep_compiled_code_beside_the_weights()
         providers = default_providers(device)  # the face models on the pipelines' GPU
         parser = edit_weights(**edit_sources)["face_parser"]
         return cls(

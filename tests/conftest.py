@@ -14,6 +14,14 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compiled_code_folder(tmp_path_factory):
+    """torch.compile's cache in a folder of this run, not the checkout's weights/ (Studio.from_pretrained's default)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path_factory.mktemp("torch-compile-cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def sd21_files(tmp_path_factory):
     from fineface_ui.standins.tiny_models import write_sd21_fineface

@@ -140,3 +140,17 @@ def test_an_interrupted_model_download_counts_as_missing(sd21_files, tmp_path, m
     (partial / "unet" / "diffusion_pytorch_model.safetensors").unlink()
     with pytest.raises(MissingWeightsError, match=r"lacks unet/diffusion_pytorch_model.safetensors"):
         weights.resolve([text_weights()["base_model"]])
+
+
+def test_compiled_code_is_kept_beside_the_weights_unless_a_folder_is_named(tmp_path, monkeypatch):
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    from fineface_ui.studio import Studio
+
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")  # the tests' own folder (conftest.py)
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path / "weights")
+    Studio.from_pretrained(device="cpu")
+    assert cache_dir() == str(tmp_path / "weights" / "torch-compile-cache")  # where Inductor reads and writes
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "elsewhere"))
+    Studio.from_pretrained(device="cpu")
+    assert cache_dir() == str(tmp_path / "elsewhere")

@@ -30,6 +30,17 @@ TEMPORARY_STATUSES = {408, 429, 500, 502, 503, 504}
 log = logging.getLogger(__name__)
 
 
+def keep_compiled_code_beside_the_weights() -> Path:
+    """Where torch.compile keeps what it compiled (Inductor's graphs, Triton's kernels and autotuning):
+    the weights folder's torch-compile-cache, unless TORCHINDUCTOR_CACHE_DIR names another.
+
+    PyTorch's own default is a folder in /tmp, which a reboot or a Space's restart empties; a start that
+    finds its compiled code skips most of the warm-up's minute or two (docs/benchmarks.md).
+    """
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str((WEIGHTS_DIR / "torch-compile-cache").resolve()))
+    return Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
+
+
 def hub_reachable(timeout: float = 3.0) -> bool:
     """Whether the Hub endpoint answers a TCP connection at all.
 
