@@ -78,3 +78,30 @@ def test_full_size_taesd_has_the_decoder_keys_of_the_released_checkpoint():
     assert decoder["decoder.layers.17.conv.4.bias"] == (64,)
     assert decoder["decoder.layers.6.weight"] == (64, 64, 3, 3) and "decoder.layers.6.bias" not in decoder
     assert decoder["decoder.layers.18.weight"] == (3, 64, 3, 3) and decoder["decoder.layers.18.bias"] == (3,)
+
+
+def test_the_full_size_clip_is_the_image_tower_of_the_clip_the_evaluation_loads():
+    """openai/clip-vit-large-patch14 (ViT-L/14): 24 layers 1024 wide with 16 heads and quick GELU, over 14 px
+    patches of a 224 px crop (256 patches and the class token), a bias-free projection to 768; images resized
+    bicubically and normalized with OpenAI's mean and std (its config.json and preprocessor_config.json)."""
+    from fineface_ui.hub.model_sources import DEFAULT_REPOS
+    from fineface_ui.standins.full_size_clip import full_size_clip
+
+    assert DEFAULT_REPOS["FINEFACE_CLIP"] == "openai/clip-vit-large-patch14"
+    encoder = full_size_clip("meta")
+    config = encoder.model.config
+    assert (config.hidden_act, config.layer_norm_eps, config.num_attention_heads) == ("quick_gelu", 1e-5, 16)
+    shapes = {key: tuple(value.shape) for key, value in encoder.model.state_dict().items()}
+    # Embeddings and the first norm 5 keys, 16 per layer, the last norm and the projection 3.
+    assert len(shapes) == 5 + 24 * 16 + 3
+    assert sum(parameter.numel() for parameter in encoder.model.parameters()) == 303_966_208
+    assert shapes["vision_model.embeddings.patch_embedding.weight"] == (1024, 3, 14, 14)
+    assert shapes["vision_model.embeddings.position_embedding.weight"] == (257, 1024)
+    assert shapes["vision_model.encoder.layers.23.mlp.fc1.weight"] == (4096, 1024)
+    assert shapes["vision_model.encoder.layers.23.self_attn.q_proj.bias"] == (1024,)
+    assert shapes["visual_projection.weight"] == (768, 1024) and "visual_projection.bias" not in shapes
+    processor = encoder.processor
+    assert processor.size == {"shortest_edge": 224} and processor.crop_size == {"height": 224, "width": 224}
+    assert processor.resample == 3 and processor.do_center_crop and processor.do_normalize
+    assert list(processor.image_mean) == [0.48145466, 0.4578275, 0.40821073]
+    assert list(processor.image_std) == [0.26862954, 0.26130258, 0.27577711]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import CLIPConfig, CLIPModel
@@ -27,10 +28,15 @@ def write_tiny_clip(folder: Path, seed: int = 6) -> Path:
                         projection_dim=PROJECTION_DIM)
     torch.manual_seed(seed)
     CLIPModel(config).save_pretrained(folder)
-    # In the form the real repo holds it (integer sizes, the old feature-extractor type), so that form is what loads.
-    (folder / "preprocessor_config.json").write_text(json.dumps({
-        "crop_size": IMAGE_SIZE, "do_center_crop": True, "do_normalize": True, "do_resize": True,
-        "feature_extractor_type": "CLIPFeatureExtractor", "image_mean": list(OPENAI_CLIP_MEAN),
-        "image_std": list(OPENAI_CLIP_STD), "resample": 3, "size": IMAGE_SIZE,
-    }, indent=2))
+    (folder / "preprocessor_config.json").write_text(json.dumps(preprocessor_config(IMAGE_SIZE), indent=2))
     return folder
+
+
+def preprocessor_config(image_size: int) -> dict[str, Any]:
+    """openai/clip-vit-large-patch14's preprocessor_config.json, for images of `image_size`. In the form the real
+    repo holds it (integer sizes, the old feature-extractor type), so that form is what loads."""
+    return {
+        "crop_size": image_size, "do_center_crop": True, "do_normalize": True, "do_resize": True,
+        "feature_extractor_type": "CLIPFeatureExtractor", "image_mean": list(OPENAI_CLIP_MEAN),
+        "image_std": list(OPENAI_CLIP_STD), "resample": 3, "size": image_size,
+    }
