@@ -61,8 +61,12 @@ from .reference_attention import (
 # MagicFace's text condition is this one fixed prompt (its inference.py); the edit has no prompt box.
 PROMPT = "A close up of a person."
 # The denoising UNet's AU projection: MagicFace adds au_aug_mlp(change) to the time embedding, which is
-# what diffusers does with a class embedding, so the Linear goes in that slot.
+# what diffusers does with a class embedding, so the Linear goes in that slot: diffusers is told the UNet has
+# one (DENOISER_OPTIONS, beyond its config.json) and install_au_projection fills it.
 AU_PROJECTION = "au_aug_mlp"
+DENOISER_OPTIONS = {"class_embed_type": "identity"}
+# The denoising UNet's input: the noisy latents and the background condition's, four channels each.
+DENOISER_IN_CHANNELS = 8
 TEXT_ENCODER_WEIGHTS_FILE = "model.safetensors"
 
 
@@ -115,12 +119,7 @@ class MagicFacePipeline:
             vae=load_model(AutoencoderKL, base / "vae", dtype),
             text_encoder=load_text_encoder(base / "text_encoder", dtype),
             tokenizer=CLIPTokenizer.from_pretrained(base / "tokenizer"),
-            # MagicFace runs UniPC on SD 1.5's noise schedule. SD 1.5's config names no timestep spacing, so
-            # UniPC's own, linspace (999, 979, ..., 20), is what MagicFace ran; a re-saved copy of the config may
-            # name PNDM's "leading", hence set here. diffusers now ends UniPC at sigma 0 by default; the version
-            # MagicFace was made with ended at the last training sigma, which sigma_min restores.
-            scheduler=UniPCMultistepScheduler.from_pretrained(base / "scheduler", timestep_spacing="linspace",
-                                                              final_sigmas_type="sigma_min"),
+            scheduler=edit_scheduler(UniPCMultistepScheduler.load_config(base / "scheduler")),
             preview_decoder=load_model(AutoencoderTiny, found[needed["preview_decoder"]], dtype),
             models=models_loaded(needed, found),
         )
@@ -217,26 +216,50 @@ def load_text_encoder(folder: Path, dtype: torch.dtype) -> CLIPTextModel:
     return model
 
 
+def edit_scheduler(noise_schedule: dict[str, Any]) -> UniPCMultistepScheduler:
+    """MagicFace's UniPC on SD 1.5's noise schedule (its scheduler_config.json, a PNDM config).
+
+    SD 1.5's config names no timestep spacing, so UniPC's own, linspace (999, 979, ..., 20), is what MagicFace
+    ran; a re-saved copy of the config may name PNDM's "leading", hence set here. diffusers now ends UniPC at
+    sigma 0 by default; the version MagicFace was made with ended at the last training sigma, which sigma_min
+    restores."""
+    return UniPCMultistepScheduler.from_config(noise_schedule, timestep_spacing="linspace",
+                                               final_sigmas_type="sigma_min")
+
+
+def au_projection_shapes(unet: UNet2DConditionModel) -> dict[str, tuple[int, ...]]:
+    """The AU projection's keys and shapes in the denoising UNet's file: Linear(12, time embedding width)."""
+    width = unet.time_embedding.linear_2.out_features
+    return {f"{AU_PROJECTION}.weight": (width, NUM_AUS), f"{AU_PROJECTION}.bias": (width,)}
+
+
+def install_au_projection(unet: UNet2DConditionModel) -> nn.Linear:
+    """Put a (randomly initialised) AU projection in the class-embedding slot of a UNet built with
+    DENOISER_OPTIONS, on the UNet's device and in its dtype, and return it."""
+    weight_shape = au_projection_shapes(unet)[f"{AU_PROJECTION}.weight"]
+    unet.class_embedding = nn.Linear(weight_shape[1], weight_shape[0], device=unet.device, dtype=unet.dtype)
+    return unet.class_embedding
+
+
 def load_denoiser(folder: Path, dtype: torch.dtype) -> UNet2DConditionModel:
     """MagicFace's denoising UNet: a diffusers UNet whose class-embedding slot holds the AU projection
     (Linear(12, time embedding width)), every key of the file accounted for."""
     with _diffusers_quiet():  # it would warn of au_aug_mlp's keys, which are loaded below
-        unet, loading_info = load_component(UNet2DConditionModel, folder, dtype, class_embed_type="identity",
-                                            output_loading_info=True)
+        unet, loading_info = load_component(UNet2DConditionModel, folder, dtype, output_loading_info=True,
+                                            **DENOISER_OPTIONS)
     path = folder / MODEL_WEIGHTS_FILE
-    extra = {f"{AU_PROJECTION}.weight", f"{AU_PROJECTION}.bias"}
+    extra = au_projection_shapes(unet)
     check_loading_info(path, {"missing_keys": loading_info["missing_keys"],
-                              "unexpected_keys": sorted(set(loading_info["unexpected_keys"]) - extra)})
-    width = unet.time_embedding.linear_2.out_features
-    projection = nn.Linear(NUM_AUS, width)
+                              "unexpected_keys": sorted(set(loading_info["unexpected_keys"]) - set(extra))})
     with safe_open(path, framework="pt") as weights:
         state = {key: weights.get_tensor(key) for key in extra if key in weights.keys()}
-    check_keys(path, state, {f"{AU_PROJECTION}.weight": (width, NUM_AUS), f"{AU_PROJECTION}.bias": (width,)})
-    projection.load_state_dict({key.removeprefix(f"{AU_PROJECTION}."): value for key, value in state.items()})
-    if unet.config.in_channels != 8:
+    check_keys(path, state, extra)
+    if unet.config.in_channels != DENOISER_IN_CHANNELS:
         raise CheckpointError(f"{display_name(path)} takes {unet.config.in_channels} input channels; MagicFace's "
-                              "denoising UNet takes 8 (the noisy latents and the background condition's).")
-    unet.class_embedding = projection.to(dtype)
+                              f"denoising UNet takes {DENOISER_IN_CHANNELS} (the noisy latents and the background "
+                              "condition's).")
+    install_au_projection(unet).load_state_dict(
+        {key.removeprefix(f"{AU_PROJECTION}."): value for key, value in state.items()})
     return unet
 
 
