@@ -5,18 +5,17 @@ small latent size, one denoising step of
 our processors (SDPA, AU term precomputed, LoRA fused) against the literal paper Eq. 2 (bmm
 attention, AU attention every step, LoRA unfused).
 `--random-weights`: live previews with the tiny models of `app.py --random-weights` (live.py).
-`--device cuda --full-size`: the GPU table of gpu_table.py (fp16 correctness, per-step and
-end-to-end latency under each speed option, memory, out of memory).
+`--device cuda --full-size`: the GPU table of gpu_table.py (start-up, renders and previews under each
+speed option, the GPU's share of each capability; `--parts` for the earlier rounds' tables);
+`--full-size --tiny` runs it with the tiny test models on the CPU, to try it before a GPU run.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -25,19 +24,10 @@ from ..engine.checkpoints import read_state_dict
 from ..engine.lora import FILE_PREFIX
 from ..standins.full_size import adapted_unet
 from ..standins.layouts import SD21_BASE_UNET
+from .gpu_table import EARLIER_PARTS, PARTS
+from .gpu_table import main as full_size_table
 from .reference import install_reference
-
-
-def _median_ms(run: Callable[[], object], repeats: int, sync: Callable[[], None] = lambda: None) -> float:
-    run()  # warm-up
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        sync()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+from .table import median_ms
 
 
 def compare_processors(device: str, dtype: torch.dtype, latent: int, repeats: int) -> list[tuple[str, float]]:
@@ -57,7 +47,7 @@ def compare_processors(device: str, dtype: torch.dtype, latent: int, repeats: in
     def step(processors: dict) -> float:
         for processor in processors.values():
             processor.begin_request(au_tokens, 1.0)
-        return _median_ms(lambda: unet(latents, timestep, encoder_hidden_states=text), repeats, sync)
+        return median_ms(lambda: unet(latents, timestep, encoder_hidden_states=text), repeats, sync)
 
     ours = step(adapters)
     originals = dict(unet.attn_processors)
@@ -96,7 +86,7 @@ def face_embedding_latency(photo_path: Path | None) -> tuple[str, list[tuple[str
     start = time.perf_counter()
     embedder.embed(photo)
     cold = (time.perf_counter() - start) * 1000
-    cached = _median_ms(lambda: embedder.embed(photo), 5)
+    cached = median_ms(lambda: embedder.embed(photo), 5, lambda: None)
     return label, [("face embedding, cold (load models + detect + embed), ms", cold),
                    ("face embedding, same photo again (cache), ms", cached)]
 
@@ -110,7 +100,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--face-models", type=Path, help="the folder holding models/buffalo_l, for --au-reader")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--full-size", action="store_true",
-                        help="with --device cuda: the whole GPU table at 512x512 (gpu_table.py)")
+                        help="with --device cuda: the GPU table at 512x512 (gpu_table.py)")
+    parser.add_argument("--parts", nargs="+", choices=(*PARTS, *EARLIER_PARTS), default=PARTS,
+                        help=f"with --full-size: the parts of the GPU table to run (default: {' '.join(PARTS)})")
+    parser.add_argument("--tiny", action="store_true",
+                        help="with --full-size: the GPU table's parts with the tiny test models on the CPU")
     parser.add_argument("--random-weights", action="store_true",
                         help="live previews on the CPU with the tiny models of app.py --random-weights (live.py)")
     args = parser.parse_args(argv)
@@ -119,12 +113,14 @@ def main(argv: list[str] | None = None) -> None:
         from .live import main as live_tables
 
         return live_tables(args.repeats)
+    if args.full_size and args.tiny:
+        if set(args.parts) & set(EARLIER_PARTS):
+            parser.error(f"{' and '.join(EARLIER_PARTS)} need a CUDA GPU: --tiny runs {' '.join(PARTS)}")
+        return full_size_table(args.parts, tiny=True)
     if args.device == "cuda" or args.full_size:
         if not (args.device == "cuda" and args.full_size and torch.cuda.is_available()):
-            parser.error("the GPU table needs --device cuda --full-size and a CUDA GPU")
-        from .gpu_table import main as full_size_table
-
-        return full_size_table()
+            parser.error("the GPU table needs --device cuda --full-size and a CUDA GPU (or --full-size --tiny)")
+        return full_size_table(args.parts)
 
     label, rows = face_embedding_latency(args.face_photo)
     print(f"Faces ({label}), providers as FaceEmbedder picks them")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -20,6 +21,7 @@ from ..engine.acceleration import Acceleration, WarmedForward, warming
 from ..engine.attention import request_addresses
 from ..engine.au_encoder import AUEncoder
 from ..engine.checkpoints import read_state_dict
+from ..engine.fused_projections import fuse
 from ..engine.lora import FILE_PREFIX
 from ..standins import full_size
 from ..standins.layouts import SD21_BASE_UNET, SD21_BASE_VAE
@@ -40,6 +42,8 @@ def _step_runner(unet: Any, adapters: dict, acceleration: Acceleration) -> Calla
                 adapter.pin_request_tensors()
     if acceleration.channels_last:
         unet.to(memory_format=torch.channels_last)
+    if acceleration.fused_projections:
+        fuse(unet)
     run = lambda: unet(latents, timestep, encoder_hidden_states=text, return_dict=False)  # noqa: E731
     if acceleration.needs_warm_up:
         forward = WarmedForward(unet, acceleration, lambda: request_addresses(adapters.values()))
@@ -92,6 +96,7 @@ def step_table() -> None:
         ("(b) ours", ours, Acceleration(cuda_graphs=True)),
         ("(b) ours", ours, Acceleration(channels_last=True, cuda_graphs=True)),
         ("(b) ours", ours, ALL_ON),
+        ("(b) ours", ours, replace(ALL_ON, fused_projections=True)),
         ("(a) diffusers plain, default processors", plain, ALL_ON),
         ("(a) diffusers plain, fused QKV", fused_qkv, ALL_ON),
     ):

@@ -1,29 +1,39 @@
-"""The full-size GPU table: `python -m fineface_ui.bench --device cuda --full-size`.
+"""The full-size GPU table: `python -m fineface_ui.bench --device cuda --full-size [--parts ...]`.
 
-Random weights in the real SD 2.1-base and SD 1.5 architectures (standins/full_size.py), 512x512, 25 steps.
-Prints, in one run: fp16 correctness against fp32, per-step UNet times of diffusers' plain UNet,
-ours and the literal paper Eq. 2 under each speed option, end-to-end latency (p50/p90), the
-warm-up and first image, the identity pipeline, peak memory with both loaded, and an out-of-memory
-request followed by a normal one. Measures, never asserts.
+Random weights in the real SD 2.1-base, SD 1.5 and MagicFace architectures (standins/full_size.py), fp16,
+512x512, 25 steps, the app's speed options. The default parts fit one short GPU lease (about 6 minutes on
+an H100/H200): start-up with and without the compile cache, renders and slider previews (p50/p90) with
+each new speed option side by side, where a render's time goes, then the capabilities that run on the GPU
+(animation, upscale, AU reading, a photo edit, evaluation). `--parts fp16 components` adds the earlier
+rounds' tables: fp16 against fp32, the identity pipeline, memory and out of memory; per-step UNet and VAE
+times under each option. `--tiny` runs the default parts with the tiny test models on the CPU, to try
+the script before a GPU run. Measures, never asserts.
 """
 
 from __future__ import annotations
 
 import gc
+import io
+import os
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 
 from ..aus import AU_NAMES
-from ..engine.acceleration import Acceleration
+from ..engine.acceleration import Acceleration, WarmedForward
 from ..errors import GPUMemoryError
+from ..settings import GenerationSettings
 from ..standins import full_size
 from .components import step_table, vae_table
-from .table import p50_p90, row, section, timed_ms
+from .startup import startup_rows
+from .table import drag_values, p50_p90, row, section, timed_ms
 
 PROMPT = "a close-up of a woman in a park"
 RENDER = {"seed": 7, "num_inference_steps": 25, "height": 512, "width": 512}
@@ -122,29 +132,153 @@ def accelerate_and_compare(pipe: Any, label: str, eager_pixels: np.ndarray) -> N
     row(f"{label}: same render from another thread: max pixel diff", f"{np.abs(other[0] - fast_pixels).max():.0f}")
 
 
+
+
+@dataclass
+class Target:
+    """Where the table runs: the full-size models on CUDA, or (`tiny`) the test models on the CPU."""
+    tiny: bool
+    folder: Path
+
+    size = 512  # the layout the app warms up: smaller images would run eagerly
+
+    @property
+    def steps(self) -> int:
+        return 4 if self.tiny else 25
+
+    @property
+    def repeats(self) -> int:
+        return 3 if self.tiny else 20
+
+    def sync(self) -> None:
+        if not self.tiny:
+            torch.cuda.synchronize()
+
+    def acceleration(self) -> Acceleration:
+        """The app's options on CUDA; on the CPU the same but CUDA graphs, which need a GPU."""
+        default = Acceleration.default_for(torch.device("cuda"))
+        return replace(default, cuda_graphs=False) if self.tiny else default
+
+    def text_pipeline(self, acceleration: Acceleration) -> Any:
+        if self.tiny:
+            from ..engine.pipeline import FineFacePipeline
+            from ..standins.tiny_models import write_sd21_fineface
+
+            files = write_sd21_fineface(Path(tempfile.mkdtemp(dir=self.folder)))
+            pipe = FineFacePipeline.from_pretrained(**files, device="cpu", acceleration=Acceleration())
+        else:
+            pipe = full_size.text_pipeline("cuda", torch.float16)
+        start = time.perf_counter()
+        pipe.accelerate(acceleration)
+        row(f"warm-up ({acceleration}), s", time.perf_counter() - start)
+        return pipe
+
+    def settings(self) -> Callable[[], GenerationSettings]:
+        """Settings as a slider drag sends them: a new AU12 each time, all else the page's defaults."""
+        values = drag_values()
+        return lambda: GenerationSettings.create(PROMPT, {"AU12": next(values)}, num_inference_steps=self.steps,
+                                                 width=self.size, height=self.size)
+
+
+def as_sent(image: Any) -> None:
+    """The preview as the page receives it: Gradio sends it as a JPEG."""
+    image.save(io.BytesIO(), "JPEG")
+
+
+def latency_rows(pipe: Any, target: Target, label: str) -> None:
+    """Render and preview p50/p90: the server's side of a drag, slider value in, picture out."""
+    settings = target.settings()
+    renders = timed_ms(lambda: pipe.generate(settings()), target.repeats, sync=target.sync)
+    previews = timed_ms(lambda: as_sent(pipe.generate_preview(settings())[0]), target.repeats, sync=target.sync)
+    row(f"{label}: render, {target.steps} steps (p50 / p90), ms", *p50_p90(renders))
+    row(f"{label}: preview, value in, JPEG out (p50 / p90), ms", *p50_p90(previews))
+
+
+@contextmanager
+def timed_forward(module: Any, spent: dict[str, float], name: str, sync: Callable[[], None]) -> Iterator[None]:
+    """Adds the time of each call of `module` (waited for) to spent[name]."""
+    forward = module.forward
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        sync()
+        start = time.perf_counter()
+        result = forward(*args, **kwargs)
+        sync()
+        spent[name] += (time.perf_counter() - start) * 1000
+        return result
+
+    module.forward = timed
+    try:
+        yield
+    finally:
+        module.forward = forward
+
+
+def where_the_time_goes(pipe: Any, target: Target) -> None:
+    """One render split into its UNet steps, its VAE decode and the rest (scheduler, guidance, AU terms, the
+    conversion to a picture). Waiting after each call adds a little to the whole."""
+    settings = target.settings()
+    pipe.generate(settings())
+    spent = {"UNet": 0.0, "VAE": 0.0}
+    with timed_forward(pipe.sd.unet, spent, "UNet", target.sync), \
+            timed_forward(pipe.sd.vae.decoder, spent, "VAE", target.sync):
+        whole = timed_ms(lambda: pipe.generate(settings()), 1, warm_ups=0, sync=target.sync)[0]
+    rest = whole - spent["UNet"] - spent["VAE"]
+    row("one render: whole / UNet (per step) / VAE decode / the rest, ms",
+        f"{whole:.1f} / {spent['UNet']:.1f} ({spent['UNet'] / target.steps:.2f}) / {spent['VAE']:.1f} / {rest:.1f}")
+
+
+@section("Start-up: a new process from launch to its first image, SD 2.1-base (bench/startup.py)")
+def startup_part(target: Target) -> None:
+    for what, value, note in startup_rows(Path(os.environ["TORCHINDUCTOR_CACHE_DIR"]), target.tiny):
+        row(what, value, note)
+
+
+@section("Renders and previews: SD 2.1-base, the app's speed options, each new one side by side")
+def text_part(target: Target) -> Any:
+    pipe = target.text_pipeline(target.acceleration())
+    latency_rows(pipe, target, "all options")
+    taesd = pipe.preview_decoder.decoder.forward
+    if isinstance(taesd, WarmedForward):  # the same pipeline with TAESD eager: forget its fast path a while
+        kept = dict(taesd.runners)
+        taesd.runners.clear()
+        previews = timed_ms(lambda: as_sent(pipe.generate_preview(target.settings()())[0]), target.repeats,
+                            sync=target.sync)
+        taesd.runners.update(kept)
+        row("TAESD eager: preview (p50 / p90), ms", *p50_p90(previews))
+    where_the_time_goes(pipe, target)
+    separate = target.text_pipeline(replace(target.acceleration(), fused_projections=False))
+    latency_rows(separate, target, "separate Q/K/V projections")
+    del separate
+    gc.collect()
+    if not target.tiny:
+        torch.cuda.empty_cache()
+    return pipe
+
+
+@section("Animation and upscale: SD 2.1-base, all options (bench/motion.py)")
+def motion_part(pipe: Any, target: Target) -> None:
+    from .motion import motion_rows
+
+    for what, value, note in motion_rows(pipe, target.size, target.steps, target.sync):
+        row(what, value, note)
+
+
+@section("Reading AUs: one 512x512 image (bench/reading.py; onnxruntime's CPU provider where no CUDA one)")
+def reading_part(target: Target) -> None:
+    from .reading import reading_latency
+
+    label, rows = reading_latency(None, None, target.repeats)
+    print(label)
+    for what, ms in rows:
+        row(what, ms)
+
 @section("fp16 correctness and latency: SD 2.1-base text + AUs")
-def text_part() -> Any:
+def fp16_text_part() -> Any:
     pipe = fp16_against_fp32(full_size.text_pipeline, None)
     print()
     accelerate_and_compare(pipe, "SD 2.1", end_to_end(pipe, "SD 2.1, eager"))
     return pipe
-
-
-@section("Live previews: SD 2.1-base, accelerated, 512x512 (bench/live.py)")
-def live_part(pipe: Any) -> None:
-    from .live import pipeline_rows, reuse_rows
-
-    for what, value, note in [*pipeline_rows(pipe, 512, 25, 20, torch.cuda.synchronize),
-                              *reuse_rows(pipe, 512, 25, 10, torch.cuda.synchronize)]:
-        row(what, value, note)
-
-
-@section("Animation and upscale: SD 2.1-base, accelerated, 512x512 (bench/motion.py)")
-def motion_part(pipe: Any) -> None:
-    from .motion import motion_rows
-
-    for what, value, note in motion_rows(pipe, 512, 25, torch.cuda.synchronize):
-        row(what, value, note)
 
 
 @section("SD 2.1-base with channels-last + CUDA graphs, no compile (the command line's default)")
@@ -190,25 +324,77 @@ def memory_part(text: Any, identity: Any) -> None:
         torch.cuda.set_per_process_memory_fraction(1.0)
 
 
-def main() -> None:
+@section("Photo edit: MagicFace's full-size layout, a 512 px photo and a 12 MP one (bench/editing.py)")
+def edit_part(target: Target) -> None:
+    from ..studio import Studio
+    from .editing import edit_rows, full_size_edit_studio
+    from .reading import drawn_face
+
+    folder = Path(tempfile.mkdtemp(dir=target.folder))
+    studio = (Studio.with_random_weights(folder) if target.tiny
+              else full_size_edit_studio(folder, "cuda", torch.float16))
+    steps = 2 if target.tiny else None  # None: the app's default
+    for photo in (drawn_face(), drawn_face().resize((4032, 3024))):
+        print(f"{photo.width}x{photo.height} photo")
+        for what, value, note in edit_rows(studio, photo, steps, target.sync):
+            row(what, value, note)
+
+
+@section("Evaluation: images per second of `fineface-ui eval`'s loop (bench/evaluation.py)")
+def eval_part(pipe: Any, target: Target) -> None:
+    from ..standins.full_size_clip import full_size_clip
+    from .evaluation import eval_rows, full_size_studio
+
+    studio = full_size_studio(pipe, Path(tempfile.mkdtemp(dir=target.folder)))
+    clip = full_size_clip("cpu" if target.tiny else "cuda")
+    for what, value, note in eval_rows(studio, clip, 2 if target.tiny else 16, target.sync):
+        row(what, value, note)
+
+
+PARTS = ("start", "text", "motion", "reading", "edit", "eval")
+EARLIER_PARTS = ("fp16", "components")
+
+
+def main(parts: Sequence[str] = PARTS, tiny: bool = False) -> None:
     import diffusers
     import transformers
 
-    print(f"# {torch.cuda.get_device_name(0)}; torch {torch.__version__}, diffusers {diffusers.__version__}, "
+    where = "CPU, tiny test models" if tiny else torch.cuda.get_device_name(0)
+    print(f"# {where}; torch {torch.__version__}, diffusers {diffusers.__version__}, "
           f"transformers {transformers.__version__}")
-    print("command: python -m fineface_ui.bench --device cuda --full-size")
+    print(f"command: python -m fineface_ui.bench --device {'cpu --tiny' if tiny else 'cuda'} --full-size "
+          f"--parts {' '.join(parts)}")
     started = time.perf_counter()
-    with torch.no_grad():
-        text = text_part()
-        if text is not None:
-            live_part(text)
-            motion_part(text)
-        graphs_only_part()
-        identity = identity_part()
-        if text is not None and identity is not None:
-            memory_part(text, identity)
-        del text, identity
-        torch.cuda.empty_cache()
-        step_table()
-        vae_table()
+    with tempfile.TemporaryDirectory(prefix="fineface-bench-") as folder, torch.no_grad():
+        # One compile cache for the run: the start-up part fills it, the later pipelines find their code there.
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(folder) / "torch-compile-cache")
+        target = Target(tiny, Path(folder))
+        if "start" in parts:
+            startup_part(target)
+        pipe = text_part(target) if {"text", "motion", "eval"} & set(parts) else None
+        if pipe is not None and "motion" in parts:
+            motion_part(pipe, target)
+        if "reading" in parts:
+            reading_part(target)
+        if "edit" in parts:
+            edit_part(target)
+        if pipe is not None and "eval" in parts:
+            eval_part(pipe, target)
+        del pipe
+        if "fp16" in parts:
+            earlier_fp16_parts()
+        if "components" in parts:
+            graphs_only_part()
+            step_table()
+            vae_table()
     print(f"\nwhole run: {time.perf_counter() - started:.0f} s")
+
+
+def earlier_fp16_parts() -> None:
+    """fp16 against fp32 and eager against accelerated for both pipelines, then memory with both loaded."""
+    text = fp16_text_part()
+    identity = identity_part()
+    if text is not None and identity is not None:
+        memory_part(text, identity)
+    del text, identity
+    torch.cuda.empty_cache()

@@ -9,12 +9,9 @@ The GPU table (gpu_table.py) runs `pipeline_rows` and `reuse_rows` on the full-s
 from __future__ import annotations
 
 import io
-import itertools
-import statistics
 import tempfile
-import time
 from dataclasses import replace
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -27,31 +24,15 @@ from ..web import handlers
 from ..web.rendering import Backend
 from ..web.session import Session
 from .motion import motion_rows
+from .table import drag_values, median_ms
 
 PROMPT = "a close-up photo of a woman in a park"
 Row = tuple[str, float, str]  # what, milliseconds or pixels, a note
 
 
-def median_ms(run: Callable[[], Any], repeats: int, sync: Callable[[], None]) -> float:
-    run()  # warm-up
-    times = []
-    for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        run()
-        sync()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
-
-
 def mean_abs_diff(a: Image.Image, b: Image.Image) -> float:
     """Mean absolute difference of two images' 8-bit pixels (0 = equal, 255 = opposite)."""
     return float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).mean())
-
-
-def drag_values() -> Iterator[float]:
-    """AU12 values as a drag gives them: each new, so nothing but the prompt's embeddings is a cache hit."""
-    return (round(1 + index % 40 / 10, 1) for index in itertools.count())
 
 
 def page_values(size: int, steps: int) -> dict[str, Any]:

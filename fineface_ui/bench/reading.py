@@ -15,7 +15,7 @@ from ..settings import GenerationSettings
 from ..standins.full_size_reader import write_full_size_reader
 from ..standins.tiny_face_models import write_model_pack
 from ..studio import Studio
-from .live import median_ms
+from .table import median_ms
 
 
 def drawn_face(size: int = 512) -> Image.Image:

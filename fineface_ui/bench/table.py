@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -18,15 +19,16 @@ def row(*cells: Any) -> None:
     print("| " + " | ".join(f"{c:.2f}" if isinstance(c, float) else str(c) for c in cells) + " |", flush=True)
 
 
-def timed_ms(run: Callable[[], Any], repeats: int, warm_ups: int = 2) -> list[float]:
+def timed_ms(run: Callable[[], Any], repeats: int, warm_ups: int = 2,
+             sync: Callable[[], None] = torch.cuda.synchronize) -> list[float]:
     for _ in range(warm_ups):
         run()
-    torch.cuda.synchronize()
+    sync()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         run()
-        torch.cuda.synchronize()
+        sync()
         times.append((time.perf_counter() - start) * 1000)
     return times
 
@@ -47,3 +49,20 @@ def section(title: str) -> Callable:
                 print(f"FAILED: {type(error).__name__}: {error}", flush=True)
         return run
     return wrap
+
+
+def drag_values() -> Iterator[float]:
+    """AU12 values as a drag gives them: each new, so nothing but the prompt's embeddings is a cache hit."""
+    return (round(1 + index % 40 / 10, 1) for index in itertools.count())
+
+
+def median_ms(run: Callable[[], Any], repeats: int, sync: Callable[[], None]) -> float:
+    run()  # warm-up
+    times = []
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        run()
+        sync()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
