@@ -15,10 +15,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session", autouse=True)
-def compiled_code_folder(tmp_path_factory):
-    """torch.compile's cache in a folder of this run, not the checkout's weights/ (Studio.from_pretrained's default)."""
+def compiled_code_folder():
+    """torch.compile's cache where PyTorch keeps it, not in the checkout's weights/ (Studio.from_pretrained's
+    default): later runs on this machine find what earlier ones compiled."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path_factory.mktemp("torch-compile-cache")))
+        patch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())
         yield
 
 

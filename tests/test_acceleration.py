@@ -46,8 +46,8 @@ def test_a_pinned_layout_is_rewritten_in_place_and_other_layouts_leave_it_alone(
 @pytest.fixture(scope="module")
 def compiled_pipe(sd21_files):
     counters.clear()
-    return FineFacePipeline.from_pretrained(**sd21_files, device="cpu",
-                                            acceleration=Acceleration(channels_last=True, compile=True))
+    return FineFacePipeline.from_pretrained(**sd21_files, device="cpu", acceleration=Acceleration(
+        channels_last=True, compile=True, fused_projections=True))  # all of CUDA's options but its graphs
 
 
 @pytest.fixture

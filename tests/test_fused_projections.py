@@ -51,3 +51,21 @@ def test_a_new_lora_strength_reaches_the_fused_weights_where_they_are(fused_pipe
     sd21_pipe.lora.set_scale(0.25)
     assert np.abs(pixels(fused) - pixels(separate.images[0])).max() <= 1
     assert not np.array_equal(pixels(fused), pixels(fused_pipe("a face", {"AU12": 2}, seed=6, **fast).images[0]))
+
+
+def test_the_fused_product_is_what_runs_not_the_separate_projections_beside_it(fused_pipe, fast, pixels):
+    before = fused_pipe("a face", {"AU12": 3}, seed=7, **fast).images[0]
+    layers = attention_layers(fused_pipe.sd.unet).values()
+    kept = {layer: [layer.get_submodule(name).weight.clone() for name in ("to_q", "to_k", "to_v")] for layer in layers}
+    try:
+        with torch.no_grad():  # only what a fused layer no longer reads; to_q still serves cross-attention
+            for layer in layers:
+                for name in ("to_k", "to_v") if layer.is_cross_attention else ("to_q", "to_k", "to_v"):
+                    layer.get_submodule(name).weight.normal_()
+        after = fused_pipe("a face", {"AU12": 3}, seed=7, **fast).images[0]
+    finally:
+        with torch.no_grad():
+            for layer, weights in kept.items():
+                for name, weight in zip(("to_q", "to_k", "to_v"), weights):
+                    layer.get_submodule(name).weight.copy_(weight)
+    assert np.array_equal(pixels(before), pixels(after))

@@ -1,6 +1,7 @@
 """Finding weights: local folders, the Hub cache, and a fast, clear failure when offline."""
 
 import contextlib
+import os
 import socket
 
 import pytest
@@ -154,3 +155,14 @@ def test_compiled_code_is_kept_beside_the_weights_unless_a_folder_is_named(tmp_p
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "elsewhere"))
     Studio.from_pretrained(device="cpu")
     assert cache_dir() == str(tmp_path / "elsewhere")
+
+
+def test_a_weights_folder_that_cannot_be_written_leaves_the_compiled_code_where_pytorch_keeps_it(tmp_path,
+                                                                                                  monkeypatch):
+    from fineface_ui.studio import Studio
+
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path / "file" / "weights")  # no folder can be made there
+    Studio.from_pretrained(device="cpu")
+    assert "TORCHINDUCTOR_CACHE_DIR" not in os.environ  # PyTorch's own default, instead of a failing start

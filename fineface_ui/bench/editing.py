@@ -29,9 +29,8 @@ from ..standins.tiny_face_models import write_model_pack
 from ..standins.tiny_face_parser import write_face_parser
 from ..studio import Studio
 from .reading import no_sync
-from .table import median_ms
+from .table import Row, median_ms
 
-Row = tuple[str, float, str]  # what, value, a note
 SMILE = {"AU6": 2.0, "AU12": 3.0}  # the AUs asked for (targets, as the sliders set them)
 
 

@@ -26,8 +26,7 @@ from ..settings import SPEC
 from ..standins.full_size_reader import write_full_size_reader
 from ..standins.tiny_face_models import write_model_pack
 from ..studio import Studio
-
-Row = tuple[str, float, str]  # what, value, a note
+from .table import Row
 
 
 class _Timed:

@@ -32,7 +32,7 @@ from ..errors import GPUMemoryError
 from ..settings import GenerationSettings
 from ..standins import full_size
 from .components import step_table, vae_table
-from .startup import startup_rows
+from .startup import app_acceleration, startup_rows, text_pipeline
 from .table import drag_values, p50_p90, row, section, timed_ms
 
 PROMPT = "a close-up of a woman in a park"
@@ -132,8 +132,6 @@ def accelerate_and_compare(pipe: Any, label: str, eager_pixels: np.ndarray) -> N
     row(f"{label}: same render from another thread: max pixel diff", f"{np.abs(other[0] - fast_pixels).max():.0f}")
 
 
-
-
 @dataclass
 class Target:
     """Where the table runs: the full-size models on CUDA, or (`tiny`) the test models on the CPU."""
@@ -155,22 +153,15 @@ class Target:
             torch.cuda.synchronize()
 
     def acceleration(self) -> Acceleration:
-        """The app's options on CUDA; on the CPU the same but CUDA graphs, which need a GPU."""
-        default = Acceleration.default_for(torch.device("cuda"))
-        return replace(default, cuda_graphs=False) if self.tiny else default
+        return app_acceleration(self.tiny)
 
-    def text_pipeline(self, acceleration: Acceleration) -> Any:
-        if self.tiny:
-            from ..engine.pipeline import FineFacePipeline
-            from ..standins.tiny_models import write_sd21_fineface
-
-            files = write_sd21_fineface(Path(tempfile.mkdtemp(dir=self.folder)))
-            pipe = FineFacePipeline.from_pretrained(**files, device="cpu", acceleration=Acceleration())
-        else:
-            pipe = full_size.text_pipeline("cuda", torch.float16)
+    def text_pipeline(self, acceleration: Acceleration, compiled_before: str) -> Any:
+        """The SD 2.1 pipeline with `acceleration`, warmed up; `compiled_before` says what the compile cache
+        already held for it."""
+        pipe = text_pipeline(self.tiny, Path(tempfile.mkdtemp(dir=self.folder)))
         start = time.perf_counter()
         pipe.accelerate(acceleration)
-        row(f"warm-up ({acceleration}), s", time.perf_counter() - start)
+        row(f"warm-up ({acceleration}), s", time.perf_counter() - start, compiled_before)
         return pipe
 
     def settings(self) -> Callable[[], GenerationSettings]:
@@ -236,7 +227,7 @@ def startup_part(target: Target) -> None:
 
 @section("Renders and previews: SD 2.1-base, the app's speed options, each new one side by side")
 def text_part(target: Target) -> Any:
-    pipe = target.text_pipeline(target.acceleration())
+    pipe = target.text_pipeline(target.acceleration(), "the start-up part compiled these graphs (when it ran)")
     latency_rows(pipe, target, "all options")
     taesd = pipe.preview_decoder.decoder.forward
     if isinstance(taesd, WarmedForward):  # the same pipeline with TAESD eager: forget its fast path a while
@@ -247,7 +238,8 @@ def text_part(target: Target) -> Any:
         taesd.runners.update(kept)
         row("TAESD eager: preview (p50 / p90), ms", *p50_p90(previews))
     where_the_time_goes(pipe, target)
-    separate = target.text_pipeline(replace(target.acceleration(), fused_projections=False))
+    separate = target.text_pipeline(replace(target.acceleration(), fused_projections=False),
+                                    "the UNet's graph is new: compiled now")
     latency_rows(separate, target, "separate Q/K/V projections")
     del separate
     gc.collect()
@@ -272,6 +264,7 @@ def reading_part(target: Target) -> None:
     print(label)
     for what, ms in rows:
         row(what, ms)
+
 
 @section("fp16 correctness and latency: SD 2.1-base text + AUs")
 def fp16_text_part() -> Any:

@@ -24,10 +24,9 @@ from ..web import handlers
 from ..web.rendering import Backend
 from ..web.session import Session
 from .motion import motion_rows
-from .table import drag_values, median_ms
+from .table import Row, drag_values, median_ms
 
 PROMPT = "a close-up photo of a woman in a park"
-Row = tuple[str, float, str]  # what, milliseconds or pixels, a note
 
 
 def mean_abs_diff(a: Image.Image, b: Image.Image) -> float:

@@ -20,10 +20,10 @@ from ..animation import frame_chunks, frame_name, render_frames, write_videos
 from ..keyframes import Motion
 from ..png_info import read_settings, save_png
 from ..settings import GenerationSettings, Upscale
+from .table import Row
 
 PROMPT = "a close-up photo of a woman in a park"
 KEYS = "0:neutral; 1:AU1=3,AU2=3,AU5=3,AU26=3; 2:AU6=3,AU12=4"  # surprise, then a smile
-Row = tuple[str, float, str]  # what, value, a note
 
 
 def motion_rows(pipe: Any, size: int, steps: int, sync: Callable[[], None] = lambda: None) -> list[Row]:

@@ -17,37 +17,45 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from ..engine.acceleration import Acceleration
 from ..settings import GenerationSettings
+from .table import Row
 
-Row = tuple[str, float, str]
+START_TIMEOUT_S = 300
 
 
-def build(tiny: bool, folder: Path) -> tuple[object, Acceleration]:
-    """The pipeline and the speed options the app would give it on this device."""
+def app_acceleration(tiny: bool) -> Acceleration:
+    """The app's options on CUDA; for the tiny CPU trial the same but CUDA graphs, which need a GPU."""
+    default = Acceleration.default_for(torch.device("cuda"))
+    return replace(default, cuda_graphs=False) if tiny else default
+
+
+def text_pipeline(tiny: bool, folder: Path) -> Any:
+    """The SD 2.1 pipeline, not yet accelerated: full size on CUDA, or the tiny test models (written to
+    `folder`) on the CPU."""
     if tiny:
         from ..engine.pipeline import FineFacePipeline
         from ..standins.tiny_models import write_sd21_fineface
 
-        pipe = FineFacePipeline.from_pretrained(**write_sd21_fineface(folder), device="cpu",
+        return FineFacePipeline.from_pretrained(**write_sd21_fineface(folder), device="cpu",
                                                 acceleration=Acceleration())
-        return pipe, replace(Acceleration.default_for(torch.device("cuda")), cuda_graphs=False)
     from ..standins import full_size
 
-    return full_size.text_pipeline("cuda", torch.float16), Acceleration.default_for(torch.device("cuda"))
+    return full_size.text_pipeline("cuda", torch.float16)
 
 
 def first_image(launched: float, tiny: bool) -> dict[str, float]:
     sync = (lambda: None) if tiny else torch.cuda.synchronize
     imported = time.time()
     with tempfile.TemporaryDirectory(prefix="fineface-bench-start-") as folder:
-        pipe, acceleration = build(tiny, Path(folder))
+        pipe = text_pipeline(tiny, Path(folder))
         sync()
         built = time.time()
-        pipe.accelerate(acceleration)
+        pipe.accelerate(app_acceleration(tiny))
         warmed = time.time()
         pipe.generate(GenerationSettings.create("a portrait photo of a woman", {"AU12": 3}))
         sync()
@@ -61,8 +69,9 @@ def startup_rows(cache: Path, tiny: bool = False) -> list[Row]:
     rows: list[Row] = []
     for start in ("cold (empty compile cache)", "warm (the cold start's cache)"):
         command = [sys.executable, "-m", "fineface_ui.bench.startup", str(time.time()), *(["--tiny"] * tiny)]
+        # A start that hangs must not hold the GPU for the rest of the lease (a cold one takes about 2 min).
         done = subprocess.run(command, env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache)},
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, timeout=START_TIMEOUT_S)
         if done.returncode:
             raise RuntimeError(f"the {start} start failed:\n{done.stderr[-3000:]}")
         times = json.loads(done.stdout.splitlines()[-1])

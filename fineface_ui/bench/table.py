@@ -13,6 +13,7 @@ import torch
 from ..engine.acceleration import Acceleration
 
 ALL_ON = Acceleration(channels_last=True, compile=True, cuda_graphs=True)
+Row = tuple[str, float, str]  # what, value, a note
 
 
 def row(*cells: Any) -> None:
@@ -57,12 +58,4 @@ def drag_values() -> Iterator[float]:
 
 
 def median_ms(run: Callable[[], Any], repeats: int, sync: Callable[[], None]) -> float:
-    run()  # warm-up
-    times = []
-    for _ in range(repeats):
-        sync()
-        start = time.perf_counter()
-        run()
-        sync()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+    return statistics.median(timed_ms(run, repeats, warm_ups=1, sync=sync))

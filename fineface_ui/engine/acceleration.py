@@ -1,11 +1,13 @@
-"""GPU speed options: channels-last memory, torch.compile and CUDA graphs, each an explicit setting.
+"""GPU speed options: channels-last memory, torch.compile, CUDA graphs and fused Q/K/V projections, each an
+explicit setting.
 
-Each option is measured in docs/benchmarks.md and on by default only where it won on CUDA; all are
-off on the CPU and on ZeroGPU Spaces (which do not support torch.compile).
+Each option is measured in docs/benchmarks.md and on by default only where it won on CUDA (fused projections:
+on diffusers' plain UNet; issue 21's run measures this pipeline's side by side); all are off on the CPU and
+on ZeroGPU Spaces (which do not support torch.compile).
 
 Compiled code and captured graphs serve only the input layouts met during the warm-up at start-up
 (the default size, one image): any other size or image count runs the model eagerly, so a user's
-request never waits for a compile. diffusers' pipeline keeps calling the same UNet and VAE modules;
+request never waits for a compile. diffusers' pipeline keeps calling the same UNet and decoder modules;
 only their `forward` is routed.
 """
 
@@ -27,7 +29,7 @@ Runner = Callable[[tuple, dict], Any]
 @dataclass(frozen=True)
 class Acceleration:
     channels_last: bool = False  # NHWC tensors: cuDNN's native layout for fp16 convolutions
-    compile: bool = False  # torch.compile (Inductor) for the UNet and the VAE decoder
+    compile: bool = False  # torch.compile (Inductor) for the UNet and the decoders (the VAE's, TAESD's)
     cuda_graphs: bool = False  # replay one captured graph per denoising step instead of ~1,000 launches
     fused_projections: bool = False  # one matrix product for Q, K and V (fused_projections.py)
 

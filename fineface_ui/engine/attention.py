@@ -2,7 +2,8 @@
 
     Z = Attn(Q, K_text, V_text) + ip_scale * Attn(Q, K_id, V_id) + au_scale * Attn(Q, K_AU, V_AU)
 
-added before `to_out` (paper Eq. 2 and Eq. 5). Self-attention keeps diffusers' own SDPA processor.
+added before `to_out` (paper Eq. 2 and Eq. 5). Self-attention keeps diffusers' own SDPA processor (its fused
+one with fused projections, fused_projections.py).
 
 The AU branch attends over a single token, so its softmax is exactly 1 and Attn(Q, K_AU, V_AU) is
 au_to_v(e_AU) for every query: `au_to_k` cannot change the result. The term is therefore a per-layer

@@ -23,6 +23,7 @@ from .attention import attention_layers
 
 
 def fuse(unet: nn.Module) -> None:
+    """Every attention layer of `unet` fused, its FineFace processor kept."""
     layers = attention_layers(unet)
     for layer in layers.values():
         layer.fuse_projections()

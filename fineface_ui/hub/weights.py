@@ -30,15 +30,29 @@ TEMPORARY_STATUSES = {408, 429, 500, 502, 503, 504}
 log = logging.getLogger(__name__)
 
 
-def keep_compiled_code_beside_the_weights() -> Path:
+def keep_compiled_code_beside_the_weights() -> None:
     """Where torch.compile keeps what it compiled (Inductor's graphs, Triton's kernels and autotuning):
     the weights folder's torch-compile-cache, unless TORCHINDUCTOR_CACHE_DIR names another.
 
     PyTorch's own default is a folder in /tmp, which a reboot or a Space's restart empties; a start that
-    finds its compiled code skips most of the warm-up's minute or two (docs/benchmarks.md).
+    finds its compiled code skips most of the warm-up's minute or two (docs/benchmarks.md). A weights
+    folder that cannot be written (a read-only mount, an image) keeps PyTorch's default: the compile
+    would fail there, and the app with it.
     """
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str((WEIGHTS_DIR / "torch-compile-cache").resolve()))
-    return Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
+    if "TORCHINDUCTOR_CACHE_DIR" in os.environ:
+        return
+    folder = (WEIGHTS_DIR / "torch-compile-cache").resolve()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        writable = os.access(folder, os.W_OK)
+    except OSError:
+        writable = False
+    if writable:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
+        log.info("torch.compile keeps what it compiles in %s.", display_name(folder))
+    else:
+        log.warning("%s cannot be written: torch.compile's cache stays in PyTorch's default folder, which a "
+                    "restart may empty.", display_name(folder))
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
