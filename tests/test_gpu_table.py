@@ -5,7 +5,7 @@ import sys
 
 # What the device machine lacks of requirements.txt (its image holds PyTorch and the scientific stack; the
 # benchmark's own needs, diffusers, InsightFace and PyAV, travel with it as wheels: docs/benchmarks.md).
-ABSENT_THERE = ("gradio", "spaces", "pandas")
+ABSENT_THERE = ("gradio", "spaces")
 
 
 def test_the_gpu_table_and_every_part_it_runs_import_without_the_web_app_packages():
