@@ -13,7 +13,6 @@ the script before a GPU run. Measures, never asserts.
 from __future__ import annotations
 
 import gc
-import io
 import os
 import tempfile
 import threading
@@ -33,7 +32,7 @@ from ..settings import GenerationSettings
 from ..standins import full_size
 from .components import step_table, vae_table
 from .startup import app_acceleration, startup_rows, text_pipeline
-from .table import drag_values, p50_p90, row, section, timed_ms
+from .table import as_sent, drag_values, p50_p90, row, section, timed_ms
 
 PROMPT = "a close-up of a woman in a park"
 RENDER = {"seed": 7, "num_inference_steps": 25, "height": 512, "width": 512}
@@ -169,11 +168,6 @@ class Target:
         values = drag_values()
         return lambda: GenerationSettings.create(PROMPT, {"AU12": next(values)}, num_inference_steps=self.steps,
                                                  width=self.size, height=self.size)
-
-
-def as_sent(image: Any) -> None:
-    """The preview as the page receives it: Gradio sends it as a JPEG."""
-    image.save(io.BytesIO(), "JPEG")
 
 
 def latency_rows(pipe: Any, target: Target, label: str) -> None:

@@ -3,12 +3,11 @@ glimpses adds, and whether resuming the last full render's early latents makes a
 without drifting from the full render. Measures, never asserts.
 
 `python -m fineface_ui.bench --random-weights`: the tiny models of `app.py --random-weights`, on the CPU.
-The GPU table (gpu_table.py) runs `pipeline_rows` and `reuse_rows` on the full-size pipeline.
+The GPU table (gpu_table.py) times renders and previews on the full-size pipeline itself.
 """
 
 from __future__ import annotations
 
-import io
 import tempfile
 from dataclasses import replace
 from typing import Any, Callable
@@ -24,7 +23,7 @@ from ..web import handlers
 from ..web.rendering import Backend
 from ..web.session import Session
 from .motion import motion_rows
-from .table import Row, drag_values, median_ms
+from .table import Row, as_sent, drag_values, median_ms
 
 PROMPT = "a close-up photo of a woman in a park"
 
@@ -52,10 +51,8 @@ def latency_rows(backend: Backend, size: int, steps: int, repeats: int,
         text, aus, options = handlers.split(moved())
         return GenerationSettings.create(text, aus, **options)
 
-    def preview_as_sent() -> None:  # what the page receives: the handler's image, encoded as Gradio sends it
-        handlers.preview(backend, Session(), None, **moved())["value"].save(io.BytesIO(), "JPEG")
-
-    preview = median_ms(preview_as_sent, repeats, sync)
+    preview = median_ms(lambda: as_sent(handlers.preview(backend, Session(), None, **moved())["value"]), repeats,
+                        sync)
     plain = median_ms(lambda: backend.render(settings(), [], no_progress), repeats, sync)
     streamed = median_ms(lambda: list(backend.stream(settings(), [], no_progress, Session())), repeats, sync)
     page = median_ms(lambda: list(handlers.render(backend, Session(), None, True, False, no_progress, **moved())),
@@ -68,23 +65,6 @@ def latency_rows(backend: Backend, size: int, steps: int, repeats: int,
         ("full render as the page runs it (glimpses, PNG with settings, history), ms", page, ""),
         ("preview / full render", preview / plain, ""),
     ]
-
-
-def pipeline_rows(pipe: Any, size: int, steps: int, repeats: int, sync: Callable[[], None]) -> list[Row]:
-    """The preview, the full render and the full render with its glimpses, on the pipeline alone (the GPU table)."""
-    values = drag_values()
-
-    def settings() -> GenerationSettings:
-        return GenerationSettings.create(PROMPT, {"AU12": next(values)}, num_inference_steps=steps, width=size,
-                                         height=size)
-
-    preview = median_ms(lambda: pipe.generate_preview(settings()), repeats, sync)
-    full = median_ms(lambda: pipe.generate(settings()), repeats, sync)
-    streamed = median_ms(lambda: pipe.generate(settings(), on_preview=lambda *shown: None), repeats, sync)
-    return [(f"preview ({min(PREVIEW_STEPS, steps)} steps, TAESD), ms", preview, ""),
-            (f"full render ({steps} steps, VAE), ms", full, ""),
-            ("full render decoding its glimpses, ms", streamed, f"+{(streamed / full - 1) * 100:.1f}%"),
-            ("preview / full render", preview / full, "")]
 
 
 def no_progress(*args: Any, **kwargs: Any) -> None:

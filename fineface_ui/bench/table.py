@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import statistics
 import time
@@ -59,3 +60,8 @@ def drag_values() -> Iterator[float]:
 
 def median_ms(run: Callable[[], Any], repeats: int, sync: Callable[[], None]) -> float:
     return statistics.median(timed_ms(run, repeats, warm_ups=1, sync=sync))
+
+
+def as_sent(image: Any) -> None:
+    """A preview encoded as the page receives it: Gradio sends it as a JPEG."""
+    image.save(io.BytesIO(), "JPEG")
